@@ -1,0 +1,48 @@
+// The decoder plug-in contract. A decoder module recognises its files by magic bytes and
+// opens them into an ImageDecoder, which reads regions of any pyramid level as raw samples
+// and, when it can, hands out a stored tile's encoded bytes for passthrough.
+
+import type { ImageInfo } from '../src/core/image-info.js';
+import type { Rect } from '../src/core/view.js';
+
+export type { ImageInfo, Level } from '../src/core/image-info.js';
+
+/** Interleaved samples, row-major, top-left first. */
+export interface RawImage {
+  readonly data: Buffer;
+  readonly width: number;
+  readonly height: number;
+  readonly channels: number;
+  /** 8 → Uint8, 16 → Uint16 (native endianness), 32 → Float32 (float) samples. */
+  readonly bitsPerSample: 8 | 16 | 32;
+  readonly sampleFormat: 'uint' | 'float';
+}
+
+/** A stored tile that is already a complete file in an output format. */
+export interface EncodedTile {
+  readonly format: 'jpg' | 'webp';
+  readonly data: Buffer;
+}
+
+export interface ImageDecoder {
+  readonly info: ImageInfo;
+  /**
+   * Samples of `rect` (in the level's own pixel coordinates, already clipped to it) of pyramid
+   * level `level` (0 = full resolution). Reads only the tiles that the rectangle touches.
+   */
+  readRegion(level: number, rect: Rect): Promise<RawImage>;
+  /**
+   * The stored bytes of one tile as a standalone file, or null when that tile cannot be passed
+   * through (an edge tile, a codec or layout that needs decoding). Optional capability.
+   */
+  readEncodedTile?(level: number, col: number, row: number): Promise<EncodedTile | null>;
+  /** Frees file handles and native memory. */
+  close(): Promise<void>;
+}
+
+export interface DecoderModule {
+  readonly name: string;
+  /** True when the first bytes of a file (at least 16 when the file has them) are this format. */
+  sniff(head: Buffer): boolean;
+  open(path: string): Promise<ImageDecoder>;
+}

@@ -1,0 +1,44 @@
+// What is known about an image without decoding pixels: its pyramid, samples and metadata.
+// Decoders produce it; protocols format it (info.json, OBJ, .dzi, ImageProperties.xml).
+// It lives in core so that protocols never import a decoder.
+
+/** One pyramid level. Index 0 of `ImageInfo.levels` is full resolution. */
+export interface Level {
+  readonly width: number;
+  readonly height: number;
+  readonly tileWidth: number;
+  readonly tileHeight: number;
+}
+
+export type SampleFormat = 'uint' | 'int' | 'float';
+
+/** Colour interpretation of the decoded samples. */
+export type ColourSpace = 'srgb' | 'grey' | 'cielab' | 'binary';
+
+export interface PhysicalResolution {
+  /** Pixels per unit along x and y. */
+  readonly x: number;
+  readonly y: number;
+  readonly unit: 'cm' | 'in';
+}
+
+export interface ImageInfo {
+  /** Decoder that opened the file, e.g. `tiff`. */
+  readonly format: string;
+  readonly width: number;
+  readonly height: number;
+  /** Largest first; every level's size is the file's own, not an assumed power of two. */
+  readonly levels: readonly Level[];
+  readonly channels: number;
+  readonly bitsPerSample: number;
+  readonly sampleFormat: SampleFormat;
+  readonly colourSpace: ColourSpace;
+  /** Storage codec of the tiles: `jpeg`, `deflate`, `lzw`, `none`, `webp`, `zstd`, ... */
+  readonly compression: string;
+  /** Per-channel sample range used for normalisation. */
+  readonly minValues: readonly number[];
+  readonly maxValues: readonly number[];
+  readonly resolution?: PhysicalResolution;
+  /** Textual metadata by iipsrv's names: title, creator, rights, description, date, ... */
+  readonly metadata: Readonly<Record<string, string>>;
+}

@@ -1,0 +1,82 @@
+// The neutral view request: what every pixel protocol (IIIF, IIP, Zoomify, DeepZoom) parses
+// its URL into. Everything below the protocols (planning, cache keys, passthrough, limits,
+// watermarks) works on this one shape, so a feature added there works for every protocol.
+
+export type OutputFormat = 'jpg' | 'png' | 'webp' | 'tif' | 'avif';
+
+export const CONTENT_TYPES: Readonly<Record<OutputFormat, string>> = {
+  jpg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+  tif: 'image/tiff',
+  avif: 'image/avif',
+};
+
+/** `default` leaves colours as they are; `color` is its synonym for colour images. */
+export type Quality = 'default' | 'color' | 'gray' | 'bitonal';
+
+export interface Rect {
+  readonly x: number;
+  readonly y: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+/** Clockwise rotation in degrees; `mirror` flips horizontally before rotating (IIIF order). */
+export interface Rotation {
+  readonly degrees: number;
+  readonly mirror: boolean;
+}
+
+export const NO_ROTATION: Rotation = { degrees: 0, mirror: false };
+
+/** A region of the full-resolution image, not yet clipped to it. */
+export type RegionSpec =
+  | { readonly type: 'full' }
+  | { readonly type: 'square' }
+  | { readonly type: 'pixels'; readonly x: number; readonly y: number; readonly w: number; readonly h: number }
+  /** Fractions of the full image (0..1), as IIIF `pct:` divided by 100 and IIP `RGN`. */
+  | { readonly type: 'fraction'; readonly x: number; readonly y: number; readonly w: number; readonly h: number };
+
+/** The output size. `upscale` is the IIIF 3 `^` prefix: upscaling was asked for explicitly. */
+export type SizeSpec =
+  | { readonly type: 'max'; readonly upscale: boolean }
+  | { readonly type: 'width'; readonly w: number; readonly upscale: boolean }
+  | { readonly type: 'height'; readonly h: number; readonly upscale: boolean }
+  | { readonly type: 'percent'; readonly pct: number; readonly upscale: boolean }
+  /** Exactly w×h, distorting if need be. */
+  | { readonly type: 'exact'; readonly w: number; readonly h: number; readonly upscale: boolean }
+  /** The largest size that fits inside w×h keeping the aspect ratio (IIIF `!w,h`). */
+  | { readonly type: 'fit'; readonly w: number; readonly h: number; readonly upscale: boolean };
+
+/**
+ * How upscaling is judged. `caret`: IIIF 3, any upscale without `^` is an error.
+ * `allowed`: IIIF 2 and IIP, upscaling is fine unless the server forbids it.
+ */
+export type UpscaleRule = 'caret' | 'allowed';
+
+interface CommonView {
+  readonly format: OutputFormat;
+  readonly quality: Quality;
+  readonly rotation: Rotation;
+  /** Encoder quality asked for by the request (IIP QLT); undefined means the server default. */
+  readonly encoderQuality?: number;
+}
+
+/** One tile of the pyramid: `level` counts from full resolution (0) downwards. */
+export interface TileView extends CommonView {
+  readonly kind: 'tile';
+  readonly level: number;
+  readonly col: number;
+  readonly row: number;
+}
+
+/** Any region at any size; the planner serves it as a tile when it is exactly one. */
+export interface RegionView extends CommonView {
+  readonly kind: 'region';
+  readonly region: RegionSpec;
+  readonly size: SizeSpec;
+  readonly upscaleRule: UpscaleRule;
+}
+
+export type ViewRequest = TileView | RegionView;
