@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+// Command line: `iipsrv --bind host:port [--backlog N]` (FastCGI on TCP or a UNIX socket),
+// no arguments with a listening socket on fd 0 (spawn-fcgi, mod_fcgid, lighttpd bin-path),
+// or `--http [host:]port` (standalone HTTP with the demo viewer). Signals follow iipsrv:
+// SIGHUP empties the caches; SIGTERM, SIGINT and SIGUSR1 exit 0 after in-flight requests.
+
+import fs from 'node:fs';
+import { loadConfig } from './config.js';
+import { createFastCgiServer, isListeningSocketOnFd0 } from './frontends/fastcgi/server.js';
+import { createHttpFrontEnd } from './frontends/http.js';
+import { createLogger, LOG } from './log.js';
+import { rootOf } from './image/resolve.js';
+import { createServerCore } from './server.js';
+import { createViewerRoutes, packageRoot } from './viewer.js';
+
+const USAGE = `Usage:
+  iipsrv --bind <host:port | :port | /path/to/socket> [--backlog <n>]   FastCGI server
+  iipsrv                                   FastCGI on a listening socket passed as fd 0
+                                           (spawn-fcgi, Apache mod_fcgid, lighttpd bin-path)
+  iipsrv --http [<host>:]<port>            standalone HTTP server with a demo viewer
+  iipsrv --help | --version
+
+Configuration comes from iipsrv's environment variables (FILESYSTEM_PREFIX, MAX_CVT,
+JPEG_QUALITY, CORS, URI_MAP, LOGFILE, VERBOSITY, ...); see README.md.
+`;
+
+interface Args {
+  bind?: string;
+  backlog: number;
+  http?: string;
+  help: boolean;
+  version: boolean;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`iipsrv: ${message}\n\n${USAGE}`);
+  process.exit(1);
+}
+
+export function parseArgs(argv: string[]): Args {
+  const args: Args = { backlog: 2048, help: false, version: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--')) fail(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--bind') args.bind = value();
+    else if (a === '--backlog') {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 1) fail('--backlog needs a positive integer');
+      args.backlog = n;
+    } else if (a === '--http') args.http = value();
+    else if (a === '--help' || a === '-h') args.help = true;
+    else if (a === '--version' || a === '-v') args.version = true;
+    else fail(`unknown argument ${a}`);
+  }
+  return args;
+}
+
+function hostPort(spec: string, defaultHost: string | undefined): { host: string | undefined; port: number } | undefined {
+  const m = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(spec);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port > 65535) return undefined;
+  return { host: m[1] || defaultHost, port };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const version = JSON.parse(fs.readFileSync(`${packageRoot()}/package.json`, 'utf8')).version as string;
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (args.version) {
+    process.stdout.write(`iipsrv ${version} (TypeScript, Node ${process.version})\n`);
+    return;
+  }
+
+  const { config, warnings, settings } = loadConfig(process.env);
+  const logger = createLogger(config.logfile, config.verbosity);
+  for (const w of warnings) {
+    process.stderr.write(`iipsrv: ${w}\n`);
+    logger.log(LOG.ERROR, w);
+  }
+  logger.log(LOG.ERROR, `iipsrv ${version} starting (pid ${process.pid})`);
+  for (const [k, v] of settings) logger.log(LOG.DETAIL, `Setting ${k} to ${v}`);
+
+  const httpConfig = args.http && !config.uriMap ? { ...config, uriMap: { prefix: 'iiif', protocol: 'IIIF' as const } } : config;
+  const core = await createServerCore(httpConfig, logger);
+  let close: () => Promise<void>;
+
+  if (args.http) {
+    const hp = hostPort(args.http, undefined);
+    if (!hp) fail(`--http expects [host:]port but received "${args.http}"`);
+    const front = createHttpFrontEnd(core.handler, {
+      staticRoute: createViewerRoutes(rootOf(config.filesystemPrefix)),
+      logger: (l, m) => logger.log(l, m),
+    });
+    const addr = await front.listen(hp.host, hp.port);
+    const shown = addr.address === '::' || addr.address === '0.0.0.0' ? 'localhost' : addr.address;
+    const base = `http://${shown.includes(':') ? `[${shown}]` : shown}:${addr.port}`;
+    process.stdout.write(`iipsrv ${version}: HTTP on ${base}\n  viewer:   ${base}/\n  IIIF:     ${base}/iiif/<image>/info.json\n  FastCGI-style query: ${base}/fcgi-bin/iipsrv.fcgi?IIIF=<image>/info.json\n`);
+    logger.log(LOG.ERROR, `Running in HTTP mode on ${base}`);
+    close = () => front.close();
+  } else {
+    const fcgi = createFastCgiServer(core.handler, { logger: (l, m) => logger.log(l, m) });
+    if (args.bind) {
+      const hp = hostPort(args.bind, '0.0.0.0');
+      try {
+        if (hp) await fcgi.listenTcp(hp.host ?? '0.0.0.0', hp.port, args.backlog);
+        else await fcgi.listenPath(args.bind, args.backlog);
+      } catch (err) {
+        logger.log(LOG.ERROR, `Unable to open socket '${args.bind}': ${(err as Error).message}`);
+        process.stderr.write(`iipsrv: unable to open socket '${args.bind}': ${(err as Error).message}\n`);
+        process.exit(1);
+      }
+      logger.log(LOG.ERROR, `Running in standalone mode on socket: ${args.bind} with backlog: ${args.backlog}`);
+    } else if (isListeningSocketOnFd0()) {
+      try {
+        await fcgi.listenFd(0);
+      } catch (err) {
+        fail(`file descriptor 0 is a socket but not a listening one (${(err as Error).message})`);
+      }
+      logger.log(LOG.ERROR, 'Running on the FastCGI socket passed as file descriptor 0');
+    } else {
+      logger.log(LOG.ERROR, 'CGI-only mode detected');
+      fail('no --bind, no --http, and file descriptor 0 is not a listening socket (CGI is not supported)');
+    }
+    close = () => fcgi.close();
+  }
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.log(LOG.ERROR, `Caught ${signal} signal. Terminating after ${core.handler.stats.requests} accesses`);
+    const timer = setTimeout(() => process.exit(0), 5000);
+    timer.unref();
+    void close()
+      .catch(() => {})
+      .then(() => logger.close())
+      .then(() => process.exit(0));
+  };
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGUSR1'] as const) process.on(s, () => stop(s));
+  process.on('SIGHUP', () => {
+    logger.log(LOG.ERROR, 'Caught SIGHUP signal: emptying caches');
+    void core.clearCaches();
+  });
+  process.on('uncaughtException', (err) => {
+    // A bug in one request must not take the process down with every other request in it.
+    logger.log(LOG.ERROR, `uncaught exception: ${err.stack ?? err.message}`);
+  });
+  process.on('unhandledRejection', (err) => {
+    logger.log(LOG.ERROR, `unhandled rejection: ${String(err)}`);
+  });
+}
+
+void main();
