@@ -216,7 +216,7 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
   /** A protocol's own Cache-Control (e.g. `private` for a negotiated IIIF version) wins. */
   function overrideCacheControl(headers: Headers, extra: Headers = headers): void {
     const own = extra.filter(([k]) => k.toLowerCase() === 'cache-control');
-    if (own.length === 0) return;
+    if (own.length === 0 || (extra === headers && own.length === 1)) return;
     const value = own[own.length - 1][1];
     for (let i = headers.length - 1; i >= 0; i--) if (headers[i][0].toLowerCase() === 'cache-control') headers.splice(i, 1);
     headers.push(['Cache-Control', value]);

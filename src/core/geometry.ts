@@ -202,7 +202,7 @@ export function regionAtLevel(levels: readonly Level[], level: number, rect: Rec
 /**
  * The smallest level that still has at least the output's number of pixels across the region,
  * so decoding cost follows output size (iipsrv's rule, with real level sizes). A level whose
- * region is short of the output by less than one pixel counts as sufficient, which absorbs
+ * region is short of the output by at most one pixel counts as sufficient, which absorbs
  * levels that were rounded down when the pyramid was built.
  */
 export function chooseLevel(levels: readonly Level[], rect: Rect, out: Size): number {
@@ -211,7 +211,7 @@ export function chooseLevel(levels: readonly Level[], rect: Rect, out: Size): nu
     const l = levels[i];
     const rw = (rect.width * l.width) / full.width;
     const rh = (rect.height * l.height) / full.height;
-    if (rw + 1 > out.width && rh + 1 > out.height) return i;
+    if (rw + 1 >= out.width && rh + 1 >= out.height) return i;
   }
   return 0;
 }

@@ -80,7 +80,14 @@ export function createHttpFrontEnd(handler: RequestHandler, options: HttpOptions
       const response = await handler(request);
       res.statusCode = response.status;
       res.statusMessage = STATUS_TEXT[response.status] ?? 'Unknown';
-      for (const [k, v] of response.headers) res.setHeader(k, v);
+      // Repeated names (two Link headers) must all be sent; setHeader alone keeps the last.
+      const grouped = new Map<string, string[]>();
+      for (const [k, v] of response.headers) {
+        const list = grouped.get(k);
+        if (list) list.push(v);
+        else grouped.set(k, [v]);
+      }
+      for (const [k, v] of grouped) res.setHeader(k, v.length === 1 ? v[0] : v);
       res.end(response.body.length > 0 ? response.body : undefined);
     } catch (err) {
       options.logger?.(1, `http front end: ${(err as Error).message}`);

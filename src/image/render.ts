@@ -71,8 +71,9 @@ export async function render(decoder: ImageDecoder, plan: RenderPlan, settings: 
   if (plan.rotation.mirror) img = img.flop();
   const degrees = ((plan.rotation.degrees % 360) + 360) % 360;
   if (degrees !== 0) img = img.rotate(degrees);
-  if (plan.quality === 'gray') img = img.grayscale();
-  else if (plan.quality === 'bitonal') img = img.grayscale().threshold(128);
+  // grayscale() keeps three bands for raw input in sharp 0.35; b-w gives a one-band image.
+  if (plan.quality === 'gray') img = img.toColourspace('b-w');
+  else if (plan.quality === 'bitonal') img = img.threshold(128).toColourspace('b-w');
   if (plan.format === 'jpg' && (raw.channels === 2 || raw.channels === 4)) img = img.removeAlpha();
   try {
     const body = await encode(img, plan.format, plan.encoderQuality, settings).toBuffer();

@@ -8,7 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSample } from '../../scripts/make-sample.js';
-import { startIipsrv, startNginx, startUnderSpawnFcgi, type Running } from './servers.js';
+import { startIipsrv, startNginx, startUnderSpawnFcgi, type Running } from '../../scripts/servers.js';
 
 let dir: string;
 let source: Buffer; // full-resolution RGB pixels of the sample, 2000×1400
@@ -173,7 +173,8 @@ describe.each([
   });
 
   it.each([
-    ['/iiif/..%2F..%2Fetc%2Fpasswd/info.json', [403, 404]],
+    // nginx itself answers 400 to a path that climbs above its root once decoded.
+    ['/iiif/..%2F..%2Fetc%2Fpasswd/info.json', [400, 403, 404]],
     ['/iiif/%2e%2e%2fescape.tif/info.json', [403, 404]],
     ['/iiif/%252e%252e%252fiipsrv-outside.tif/info.json', [403, 404]],
     ['/iiif/escape.tif/info.json', [403]],
@@ -205,7 +206,13 @@ describe.each([
 
   it('serves many tiles over kept-alive connections without errors', async () => {
     const urls: string[] = [];
-    for (let r = 0; r < 6; r++) for (let c = 0; c < 8; c++) urls.push(`${base}/iiif/sample.tif/${c * 256},${r * 256},256,256/256,/0/default.jpg`);
+    for (let r = 0; r < 6; r++) {
+      for (let c = 0; c < 8; c++) {
+        const w = Math.min(256, W - c * 256);
+        const h = Math.min(256, H - r * 256);
+        urls.push(`${base}/iiif/sample.tif/${c * 256},${r * 256},${w},${h}/${w},/0/default.jpg`);
+      }
+    }
     const results = await Promise.all(urls.map((u) => fetch(u).then(async (r) => [r.status, (await r.arrayBuffer()).byteLength] as const)));
     for (const [status, len] of results) {
       expect(status).toBe(200);

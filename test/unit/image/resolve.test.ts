@@ -61,7 +61,7 @@ describe('path containment', () => {
   });
 
   it('answers 404 for missing files and folders without a path in the message', async () => {
-    const err = await resolveImagePath('nope.tif', rules()).catch((e: unknown) => e as Error);
+    const err = (await resolveImagePath('nope.tif', rules()).catch((e: unknown) => e)) as Error;
     expect(err).toMatchObject({ code: 'NOT_FOUND', status: 404, message: 'Image not found: nope.tif' });
     expect(err.message).not.toContain(root);
     await expect(resolveImagePath('sub', rules())).rejects.toMatchObject({ status: 404 });

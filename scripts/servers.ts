@@ -1,4 +1,4 @@
-// Starts and stops the real servers the integration tests talk to: our iipsrv (FastCGI on
+// Starts and stops the real servers that integration tests and the benchmark talk to: our iipsrv (FastCGI on
 // TCP or under spawn-fcgi) and nginx built from conf-examples/nginx.conf. Every server
 // listens on 127.0.0.1 and a free port, and is stopped by the test that started it. A
 // missing tool is an error, not a skip: CI installs them all.
@@ -10,7 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The package root, from scripts/ or dist/scripts/. */
+export const ROOT = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'conf-examples'))) dir = path.dirname(dir);
+  return dir;
+})();
 export const CLI = path.join(ROOT, 'dist/src/cli.js');
 
 export function requireTool(name: string, candidates: string[] = [name]): string {
@@ -18,6 +23,19 @@ export function requireTool(name: string, candidates: string[] = [name]): string
     if (c.includes('/') ? fs.existsSync(c) : spawnSync('sh', ['-c', `command -v ${c}`]).status === 0) return c;
   }
   throw new Error(`${name} is not installed (apt-get install it; .ci/run does)`);
+}
+
+/**
+ * The environment for a child server: ours without the variables vitest/vite inject
+ * (BASE_URL=/ among them, which is also an iipsrv setting), plus the given settings.
+ */
+export function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  const clean: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (/^(BASE_URL|MODE|DEV|PROD|SSR|VITEST.*|TEST|NODE_ENV)$/.test(k)) continue;
+    clean[k] = v;
+  }
+  return { ...clean, VERBOSITY: '0', ...env };
 }
 
 export function freePort(): Promise<number> {
@@ -79,7 +97,7 @@ function track(proc: ChildProcess, port: number): Running {
 export async function startIipsrv(env: Record<string, string>, extraArgs: string[] = []): Promise<Running> {
   const port = await freePort();
   const proc = spawn(process.execPath, [CLI, '--bind', `127.0.0.1:${port}`, ...extraArgs], {
-    env: { ...process.env, VERBOSITY: '0', ...env },
+    env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const running = track(proc, port);
@@ -89,12 +107,15 @@ export async function startIipsrv(env: Record<string, string>, extraArgs: string
   return running;
 }
 
-/** iipsrv started the way spawn-fcgi starts it: the listening socket is its fd 0. */
-export async function startUnderSpawnFcgi(env: Record<string, string>): Promise<Running> {
+/**
+ * A FastCGI program started the way spawn-fcgi starts it: the listening socket is its fd 0.
+ * By default our iipsrv; the benchmark passes Debian's iipsrv.fcgi.
+ */
+export async function startUnderSpawnFcgi(env: Record<string, string>, command: string[] = [process.execPath, CLI]): Promise<Running> {
   const spawnFcgi = requireTool('spawn-fcgi');
   const port = await freePort();
-  const proc = spawn(spawnFcgi, ['-n', '-a', '127.0.0.1', '-p', String(port), '--', process.execPath, CLI], {
-    env: { ...process.env, VERBOSITY: '0', ...env },
+  const proc = spawn(spawnFcgi, ['-n', '-a', '127.0.0.1', '-p', String(port), '--', ...command], {
+    env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const running = track(proc, port);

@@ -1,0 +1,141 @@
+// `npm run bench`: wrk through nginx (keep-alive to the backend) against this server and, in
+// the same run, against Debian's iipsrv (iipimage-server) when it is installed. Prints
+// requests per second and p99 latency for both and their ratio. The image is a 20000×15000
+// JPEG-tiled pyramidal TIFF made once with sharp and kept in .bench-data/.
+// Options: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 16).
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { makeSample } from '../scripts/make-sample.js';
+import { ROOT, requireTool, startIipsrv, startNginx, startUnderSpawnFcgi, type Running } from '../scripts/servers.js';
+
+const W = 20000;
+const H = 15000;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const REFERENCE = '/usr/lib/iipimage-server/iipsrv.fcgi';
+
+interface Result {
+  rps: number;
+  p99ms: number;
+  errors: number;
+}
+
+interface Workload {
+  name: string;
+  /** Path and query after the host, or a Lua request() body that builds one. */
+  path?: string;
+  lua?: string;
+}
+
+function levelsLua(): string {
+  // Level sizes follow sharp's pyramid (halving with floor, down to one tile).
+  const levels: string[] = [];
+  let w = W;
+  let h = H;
+  let sf = 1;
+  for (;;) {
+    levels.push(`{sf=${sf},w=${w},h=${h}}`);
+    if (w <= 256 && h <= 256) break;
+    w = Math.max(1, Math.floor(w / 2));
+    h = Math.max(1, Math.floor(h / 2));
+    sf *= 2;
+  }
+  return `local levels = {${levels.join(',')}}`;
+}
+
+const RANDOM_TILE_LUA = (fullRes: boolean): string => `
+${levelsLua()}
+math.randomseed(42)
+request = function()
+  local l = ${fullRes ? 'levels[1]' : 'levels[math.random(#levels)]'}
+  local cols = math.ceil(l.w / 256)
+  local rows = math.ceil(l.h / 256)
+  local c = math.random(0, cols - 1)
+  local r = math.random(0, rows - 1)
+  local x = c * 256 * l.sf
+  local y = r * 256 * l.sf
+  local w = math.min(256 * l.sf, ${W} - x)
+  local h = math.min(256 * l.sf, ${H} - y)
+  local ow = math.min(256, l.w - c * 256)
+  return wrk.format("GET", "/fcgi-bin/iipsrv.fcgi?IIIF=/bench.tif/" .. x .. "," .. y .. "," .. w .. "," .. h .. "/" .. ow .. ",/0/default.jpg")
+end
+`;
+
+const WORKLOADS: Workload[] = [
+  { name: 'same tile repeated (cached)', path: '/fcgi-bin/iipsrv.fcgi?IIIF=/bench.tif/2560,2560,256,256/256,/0/default.jpg' },
+  { name: 'random tiles, all levels', lua: RANDOM_TILE_LUA(false) },
+  { name: 'random IIIF tiles, full resolution', lua: RANDOM_TILE_LUA(true) },
+  { name: 'info.json', path: '/fcgi-bin/iipsrv.fcgi?IIIF=/bench.tif/info.json' },
+];
+
+function wrk(port: number, w: Workload, dir: string, seconds = SECONDS): Result {
+  const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency'];
+  if (w.lua) {
+    const script = path.join(dir, `${w.name.replace(/\W+/g, '_')}.lua`);
+    fs.writeFileSync(script, w.lua);
+    args.push('-s', script);
+  }
+  args.push(`http://127.0.0.1:${port}${w.path ?? '/'}`);
+  const run = spawnSync('wrk', args, { encoding: 'utf8' });
+  const out = run.stdout;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(out);
+  const p99ms = p99 ? Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1) : NaN;
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  return { rps, p99ms, errors };
+}
+
+async function main(): Promise<void> {
+  requireTool('wrk');
+  requireTool('nginx', ['nginx', '/usr/sbin/nginx']);
+  const data = path.join(ROOT, '.bench-data');
+  fs.mkdirSync(data, { recursive: true });
+  const image = path.join(data, 'bench.tif');
+  if (!fs.existsSync(image)) {
+    process.stdout.write(`making ${W}×${H} pyramidal JPEG TIFF (once)…\n`);
+    await makeSample(image, W, H);
+  }
+  const env = { FILESYSTEM_PREFIX: `${data}/`, MAX_IMAGE_CACHE_SIZE: '10', VERBOSITY: '0', LOGFILE: '/dev/null' };
+  const started: Running[] = [];
+  try {
+    const ours = await startIipsrv(env);
+    started.push(ours);
+    const oursNginx = await startNginx([ours.port]);
+    started.push(oursNginx);
+    let refPort: number | undefined;
+    if (fs.existsSync(REFERENCE)) {
+      const ref = await startUnderSpawnFcgi(env, [REFERENCE]);
+      started.push(ref);
+      const refNginx = await startNginx([ref.port]);
+      started.push(refNginx);
+      refPort = refNginx.port;
+    } else {
+      process.stdout.write(`(${REFERENCE} not installed: apt-get install iipimage-server for the reference)\n`);
+    }
+    process.stdout.write(`\nwrk -t1 -c${CONNECTIONS} -d${SECONDS}s through nginx; image ${W}×${H} JPEG-tiled TIFF\n\n`);
+    const rows: string[][] = [['workload', 'ours req/s', 'ours p99', 'iipsrv req/s', 'iipsrv p99', 'ratio']];
+    for (const w of WORKLOADS) {
+      // Warm both the same way, then measure alternately so background load hits both.
+      wrk(oursNginx.port, w, data, 2);
+      if (refPort) wrk(refPort, w, data, 2);
+      const a = wrk(oursNginx.port, w, data);
+      const b = refPort ? wrk(refPort, w, data) : undefined;
+      const fmt = (r: Result | undefined): [string, string] =>
+        r ? [`${r.rps.toFixed(0)}${r.errors ? ` (${r.errors} err)` : ''}`, `${r.p99ms.toFixed(2)} ms`] : ['-', '-'];
+      rows.push([w.name, ...fmt(a), ...fmt(b), b && b.rps > 0 ? `${(a.rps / b.rps).toFixed(2)}×` : '-']);
+    }
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+    for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ')}\n`);
+  } finally {
+    for (const s of started.reverse()) await s.stop();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

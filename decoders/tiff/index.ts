@@ -1,0 +1,485 @@
+// The TIFF decoder module: turns a TIFF's structure (read by ./ifd.ts) into ImageInfo —
+// pyramid levels, samples, colour space, metadata — decodes regions through sharp (libvips
+// decodes only the tiles a region touches), and hands out stored JPEG/WebP tiles unchanged
+// for passthrough. Level rules follow iipsrv (iipsrv-behaviour.md §11.2), without its bugs
+// (TileLength is read for the tile height; palette images are RGB throughout).
+
+import sharp, { type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
+import type { DecoderModule, EncodedTile, ImageDecoder, RawImage } from '../decoder.js';
+import type { ColourSpace, ImageInfo, Level, PhysicalResolution, SampleFormat } from '../../src/core/image-info.js';
+import type { Rect } from '../../src/core/view.js';
+import { ImageServerError } from '../../src/core/errors.js';
+import { Ifd, TiffFile } from './ifd.js';
+
+/** Tile size declared for untiled (striped) TIFFs; regions are still read with one extract. */
+const VIRTUAL_TILE = 256;
+
+const COMPRESSION_NAMES: Readonly<Record<number, string>> = {
+  1: 'none',
+  2: 'ccittrle',
+  3: 'ccittfax3',
+  4: 'ccittfax4',
+  5: 'lzw',
+  6: 'old-jpeg',
+  7: 'jpeg',
+  8: 'deflate',
+  32946: 'deflate',
+  32773: 'packbits',
+  33003: 'jpeg2000',
+  33005: 'jpeg2000',
+  34712: 'jpeg2000',
+  34887: 'lerc',
+  34925: 'lzma',
+  50000: 'zstd',
+  50001: 'webp',
+  50002: 'jpegxl',
+  52546: 'jpegxl',
+};
+
+/** Codecs that sharp's bundled libtiff decodes (checked against the fixtures and sharp's docs). */
+const DECODABLE = new Set([1, 2, 3, 4, 5, 7, 8, 32946, 32773, 50000, 50001]);
+
+export function compressionName(c: number): string {
+  return COMPRESSION_NAMES[c] ?? `unknown-${c}`;
+}
+
+/** How the samples of one image come out of sharp. */
+interface DecodePlan {
+  /** Sample depth of the RawImage: 8 (uchar), 16 (ushort) or 32 (float). */
+  readonly depth: 8 | 16 | 32;
+  /** Whether the output keeps a single colour band (grey) or is RGB. */
+  readonly grey: boolean;
+}
+
+/** Where sharp finds one pyramid level. */
+interface LevelSource {
+  readonly ifd: Ifd;
+  readonly level: Level;
+  /** sharp input options selecting this IFD. */
+  readonly input: SharpOptions;
+  /** Index into IFD0's SubIFDs, for SubIFD pyramid levels. */
+  readonly subifd?: number;
+}
+
+/**
+ * A sharp pipeline reading one level. sharp 0.35.3 silently ignores `tiff.subifd` (its native
+ * side tests for an input attribute named `subifd` but the JS side only sets `tiffSubifd`;
+ * fixed upstream in lovell/sharp#4572, after the 0.35.3 we must pin for CIELAB — peers.md §7.1),
+ * so the attribute is added to sharp's input descriptor here. Harmless once sharp is fixed;
+ * `subIfdSelectionWorks` checks it on the first SubIFD file opened.
+ */
+function sharpFor(path: string, src: Pick<LevelSource, 'input' | 'subifd'>): Sharp {
+  const img = sharp(path, src.input);
+  if (src.subifd !== undefined) {
+    const input = (img as unknown as { options?: { input?: Record<string, unknown> } }).options?.input;
+    if (input) input.subifd = src.subifd;
+  }
+  return img;
+}
+
+let subIfdCheck: boolean | undefined;
+
+/** Whether sharp really selects SubIFDs (checked once per process, on a real SubIFD level). */
+async function subIfdSelectionWorks(path: string, src: LevelSource): Promise<boolean> {
+  if (subIfdCheck === undefined) {
+    try {
+      const m = await sharpFor(path, src).metadata();
+      subIfdCheck = m.width === src.ifd.width && m.height === src.ifd.height;
+    } catch {
+      return false; // this file's problem, not sharp's: decide on another file
+    }
+  }
+  return subIfdCheck;
+}
+
+function unsupported(message: string, detail: string): ImageServerError {
+  return new ImageServerError('UNSUPPORTED_IMAGE', `Unsupported TIFF: ${message}`, detail);
+}
+
+/**
+ * The pyramid of a TIFF. (a) IFD0 with SubIFDs: IFD0 plus its reduced-resolution (NewSubfileType
+ * bit 0) tiled SubIFDs. (b) Otherwise IFD0 plus later tiled IFDs that are strictly smaller —
+ * untiled ones (SVS thumbnail/label/macro), transparency masks and same-size pages (a stack)
+ * are skipped, and of two levels with the same size the first wins. Untiled IFD0: one level.
+ */
+async function findLevels(tiff: TiffFile, path: string): Promise<LevelSource[]> {
+  const ifd0 = tiff.ifds[0];
+  // failOn 'warning' (sharp's default, stated here on purpose): libtiff reports a tile that
+  // fails to decode only as a warning, and anything laxer returns black pixels instead of an
+  // error. Header oddities (unknown tags, unsorted entries) do not trip it.
+  const base: SharpOptions = { limitInputPixels: false, failOn: 'warning' };
+  const levelOf = (ifd: Ifd, virtual: boolean): Level => ({
+    width: ifd.width,
+    height: ifd.height,
+    tileWidth: virtual ? VIRTUAL_TILE : ifd.tileWidth!,
+    tileHeight: virtual ? VIRTUAL_TILE : ifd.tileHeight!,
+  });
+  if (!ifd0.isTiled) return [{ ifd: ifd0, level: levelOf(ifd0, true), input: { ...base, page: 0 } }];
+
+  const candidates: { ifd: Ifd; input: SharpOptions; subifd?: number }[] = [];
+  if (ifd0.subIfdOffsets.length > 0) {
+    const subs = await tiff.subIfds(ifd0);
+    subs.forEach((ifd, i) => {
+      if ((ifd.newSubfileType & 1) === 1) candidates.push({ ifd, input: { ...base, page: 0, tiff: { subifd: i } }, subifd: i });
+    });
+  } else {
+    tiff.ifds.forEach((ifd, i) => {
+      if (i > 0) candidates.push({ ifd, input: { ...base, page: i } });
+    });
+  }
+  const levels: LevelSource[] = [{ ifd: ifd0, level: levelOf(ifd0, false), input: { ...base, page: 0 } }];
+  for (const c of candidates) {
+    const { ifd } = c;
+    if (!ifd.isTiled || (ifd.newSubfileType & 4) !== 0) continue;
+    const smaller = ifd.width <= ifd0.width && ifd.height <= ifd0.height && (ifd.width < ifd0.width || ifd.height < ifd0.height);
+    if (!smaller) continue;
+    if (levels.some((l) => l.ifd.width === ifd.width && l.ifd.height === ifd.height)) continue;
+    // A level must be decodable the same way as full resolution; otherwise leave it out and
+    // let the server resize from a larger level.
+    if (!sameSamples(ifd0, ifd) || !DECODABLE.has(ifd.compression)) continue;
+    levels.push({ ifd, level: levelOf(ifd, false), input: c.input, subifd: c.subifd });
+  }
+  // Without working SubIFD selection every "level" would silently decode full resolution.
+  const firstSub = levels.find((l) => l.subifd !== undefined);
+  if (firstSub && !(await subIfdSelectionWorks(path, firstSub))) return levels.filter((l) => l.subifd === undefined);
+  levels.sort((a, b) => b.ifd.width * b.ifd.height - a.ifd.width * a.ifd.height);
+  return levels;
+}
+
+function sameSamples(a: Ifd, b: Ifd): boolean {
+  return (
+    a.samplesPerPixel === b.samplesPerPixel &&
+    a.photometric === b.photometric &&
+    a.planarConfig === b.planarConfig &&
+    a.bitsPerSample.every((v, i) => v === b.bitsPerSample[i]) &&
+    a.sampleFormat.every((v, i) => v === b.sampleFormat[i])
+  );
+}
+
+/** Validates IFD0's sample layout and works out how sharp must deliver it. */
+function planFor(ifd: Ifd, path: string): { plan: DecodePlan; colourSpace: ColourSpace; channels: number } {
+  const detail = (what: string): string => `${path}: ${what}`;
+  const bits = ifd.bitsPerSample[0];
+  const fmt = ifd.sampleFormat[0];
+  const spp = ifd.samplesPerPixel;
+  const photometric = ifd.photometric ?? (spp >= 3 ? 2 : 1);
+  if (!ifd.bitsPerSample.every((b) => b === bits) || !ifd.sampleFormat.every((f) => f === fmt)) {
+    throw unsupported('mixed sample sizes', detail(`bits ${ifd.bitsPerSample.join(',')} format ${ifd.sampleFormat.join(',')}`));
+  }
+  if (ifd.compression === 6) throw unsupported('old-style JPEG compression', detail('compression 6'));
+  if (!DECODABLE.has(ifd.compression)) {
+    throw unsupported(`${compressionName(ifd.compression)} compression`, detail(`compression ${ifd.compression}`));
+  }
+  if (ifd.planarConfig === 2 && spp > 1) throw unsupported('separate sample planes', detail(`planar ${ifd.planarConfig}`));
+  if (![1, 8, 16, 32].includes(bits)) throw unsupported(`${bits}-bit samples`, detail(`bits ${bits}`));
+  if (fmt === 3 && bits !== 32) throw unsupported(`${bits}-bit floating point samples`, detail(`float ${bits}`));
+  if (fmt !== 1 && fmt !== 2 && fmt !== 3) throw unsupported('sample format', detail(`format ${fmt}`));
+  if (bits === 1 && spp !== 1) throw unsupported('multi-sample bilevel image', detail(`spp ${spp}`));
+
+  const extras = ifd.extraSamples.length;
+  let colourSpace: ColourSpace;
+  let grey: boolean;
+  let channels = spp;
+  switch (photometric) {
+    case 0:
+    case 1:
+      grey = spp - extras <= 1;
+      colourSpace = bits === 1 ? 'binary' : grey ? 'grey' : 'srgb';
+      break;
+    case 3: // palette: expanded to RGB by libvips; reported as RGB everywhere (iipsrv bug #25)
+      if (bits !== 8 && bits !== 16) throw unsupported(`${bits}-bit palette`, detail(`palette ${bits}`));
+      grey = false;
+      colourSpace = 'srgb';
+      channels = 3;
+      break;
+    case 8:
+    case 9:
+    case 10: // CIELAB: libvips converts to sRGB; delivered as 8-bit sRGB for now
+      grey = false;
+      colourSpace = 'cielab';
+      channels = 3 + Math.max(0, spp - 3);
+      break;
+    case 5: // separated (CMYK): converted to sRGB
+      grey = false;
+      colourSpace = 'srgb';
+      channels = 3 + Math.max(0, spp - 4);
+      break;
+    default: // 2 RGB, 6 YCbCr (decoded to RGB), anything else treated as RGB like iipsrv
+      if (spp < 3) throw unsupported(`photometric ${photometric} with ${spp} samples`, detail(`photometric ${photometric}`));
+      grey = false;
+      colourSpace = 'srgb';
+  }
+  // Signed integers and 32-bit unsigned integers are delivered as float with their values kept.
+  let depth: 8 | 16 | 32 = bits <= 8 ? 8 : bits === 16 && fmt === 1 ? 16 : 32;
+  if (fmt === 2 && bits === 8) depth = 32;
+  if (colourSpace === 'cielab' || photometric === 3) depth = 8;
+  return { plan: { depth, grey }, colourSpace, channels };
+}
+
+class TiffDecoder implements ImageDecoder {
+  constructor(
+    readonly info: ImageInfo,
+    private readonly tiff: TiffFile,
+    private readonly levels: readonly LevelSource[],
+    private readonly plan: DecodePlan,
+    private readonly path: string,
+  ) {}
+
+  private source(level: number): LevelSource {
+    const s = this.levels[level];
+    if (!Number.isInteger(level) || !s) {
+      throw new ImageServerError('BAD_TILE', undefined, `${this.path}: level ${level} of ${this.levels.length}`);
+    }
+    return s;
+  }
+
+  async readRegion(level: number, rect: Rect): Promise<RawImage> {
+    const src = this.source(level);
+    const { x, y, width, height } = rect;
+    const ok = [x, y, width, height].every(Number.isInteger) && x >= 0 && y >= 0 && width > 0 && height > 0;
+    if (!ok || x + width > src.level.width || y + height > src.level.height) {
+      throw new ImageServerError('BAD_REGION', undefined, `${this.path}: level ${level} rect ${JSON.stringify(rect)}`);
+    }
+    let img = sharpFor(this.path, src).extract({ left: x, top: y, width, height });
+    const { depth, grey } = this.plan;
+    if (depth === 8) {
+      // Grey (incl. 1-bit, unpacked to 0/255) stays one band — sharp's output would otherwise
+      // be sRGB; colour (incl. palette, CMYK, CIELAB) becomes sRGB. Alpha is kept.
+      img = img.toColourspace(grey ? 'b-w' : 'srgb').raw();
+    } else if (depth === 16) {
+      img = img.toColourspace(grey ? 'grey16' : 'rgb16').raw({ depth: 'ushort' });
+    } else {
+      // 'scrgb'/'b-w' keep float samples untouched (sharp would otherwise gamma-encode
+      // float RGB as linear scRGB; peers.md §7.1).
+      img = img.toColourspace(grey ? 'b-w' : 'scrgb').raw({ depth: 'float' });
+    }
+    let out: { data: Buffer; info: OutputInfo };
+    try {
+      out = await img.toBuffer({ resolveWithObject: true });
+    } catch (err) {
+      throw new ImageServerError(
+        'CORRUPT_IMAGE',
+        undefined,
+        `${this.path}: level ${level} rect ${x},${y},${width},${height}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    const { data, info } = out;
+    const expected = info.width * info.height * info.channels * (depth / 8);
+    if (info.width !== width || info.height !== height || data.length !== expected) {
+      throw new ImageServerError('INTERNAL', undefined, `${this.path}: sharp returned ${info.width}×${info.height}×${info.channels}, ${data.length} bytes`);
+    }
+    return {
+      data,
+      width,
+      height,
+      channels: info.channels,
+      bitsPerSample: depth,
+      sampleFormat: depth === 32 ? 'float' : 'uint',
+    };
+  }
+
+  async readEncodedTile(level: number, col: number, row: number): Promise<EncodedTile | null> {
+    const src = this.source(level);
+    const ifd = src.ifd;
+    if (!ifd.isTiled) return null;
+    if (!Number.isInteger(col) || !Number.isInteger(row) || col < 0 || row < 0 || col >= ifd.tilesAcross || row >= ifd.tilesDown) {
+      throw new ImageServerError('BAD_TILE', undefined, `${this.path}: level ${level} tile ${col},${row}`);
+    }
+    const tw = ifd.tileWidth!;
+    const th = ifd.tileHeight!;
+    // Edge tiles are stored padded to the full tile size; only full tiles pass through.
+    if ((col + 1) * tw > ifd.width || (row + 1) * th > ifd.height) return null;
+    if (ifd.planarConfig === 2 && ifd.samplesPerPixel > 1) return null;
+    if (ifd.bitsPerSample[0] !== 8 || ifd.sampleFormat[0] !== 1 || ifd.extraSamples.length > 0) return null;
+    const index = row * ifd.tilesAcross + col;
+    if (ifd.compression === 7) return this.jpegTile(ifd, index);
+    if (ifd.compression === 50001) {
+      const data = await ifd.readTile(index);
+      return isWebp(data) ? { format: 'webp', data } : null;
+    }
+    return null;
+  }
+
+  private async jpegTile(ifd: Ifd, index: number): Promise<EncodedTile | null> {
+    const photometric = ifd.photometric;
+    const spp = ifd.samplesPerPixel;
+    const rgb = photometric === 2 && spp === 3;
+    if (!(photometric === 6 && spp === 3) && !(photometric === 1 && spp === 1) && !rgb) return null;
+    const [tables, tile] = await Promise.all([ifd.jpegTables(), ifd.readTile(index)]);
+    if (tile.length < 4 || tile[0] !== 0xff || tile[1] !== 0xd8) return null;
+    let parts: Buffer[];
+    if (tables && tables.length >= 4) {
+      // Tables are an abbreviated stream SOI … EOI: drop its EOI and the tile's SOI.
+      if (tables[0] !== 0xff || tables[1] !== 0xd8 || tables[tables.length - 2] !== 0xff || tables[tables.length - 1] !== 0xd9) {
+        return null;
+      }
+      parts = [tables.subarray(0, tables.length - 2), tile.subarray(2)];
+    } else {
+      parts = [tile];
+    }
+    if (rgb) {
+      // Components are R,G,B, not YCbCr: an Adobe marker with transform 0 tells every decoder
+      // not to convert colour (libjpeg-turbo guesses right from the component ids, others don't).
+      const first = parts[0];
+      parts = [first.subarray(0, 2), ADOBE_APP14_RGB, first.subarray(2), ...parts.slice(1)];
+    }
+    const data = Buffer.concat(parts);
+    if (data[data.length - 2] !== 0xff || data[data.length - 1] !== 0xd9) return null;
+    const sof = readSof(data);
+    if (!sof || sof.width !== ifd.tileWidth || sof.height !== ifd.tileHeight || sof.components.length !== spp) return null;
+    // RGB components with chroma subsampling would be decoded wrongly by browsers (iipsrv §12).
+    if (rgb && sof.components.some((c) => c !== 0x11)) return null;
+    return { format: 'jpg', data };
+  }
+
+  async close(): Promise<void> {
+    await this.tiff.close();
+  }
+}
+
+/** APP14 "Adobe" segment, version 100, flags 0, transform 0 (no colour transform: RGB). */
+const ADOBE_APP14_RGB = Buffer.from([
+  0xff, 0xee, 0x00, 0x0e, 0x41, 0x64, 0x6f, 0x62, 0x65, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00,
+]);
+
+/** The frame header of a JPEG: size and each component's sampling byte (H<<4|V). */
+export function readSof(jpeg: Buffer): { width: number; height: number; components: number[] } | null {
+  if (jpeg.length < 4 || jpeg[0] !== 0xff || jpeg[1] !== 0xd8) return null;
+  let p = 2;
+  while (p + 4 <= jpeg.length) {
+    if (jpeg[p] !== 0xff) return null;
+    const m = jpeg[p + 1];
+    if (m === 0xff) {
+      p++; // fill byte
+      continue;
+    }
+    if (m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
+      p += 2;
+      continue;
+    }
+    if (m === 0xd9 || m === 0xda) return null; // EOI or scan data before any frame header
+    const len = jpeg.readUInt16BE(p + 2);
+    if (len < 2 || p + 2 + len > jpeg.length) return null;
+    // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+      const n = jpeg[p + 9];
+      if (len < 8 + 3 * n) return null;
+      const components: number[] = [];
+      for (let i = 0; i < n; i++) components.push(jpeg[p + 11 + 3 * i]);
+      return { height: jpeg.readUInt16BE(p + 5), width: jpeg.readUInt16BE(p + 7), components };
+    }
+    p += 2 + len;
+  }
+  return null;
+}
+
+function isWebp(b: Buffer): boolean {
+  return (
+    b.length >= 16 &&
+    b.toString('latin1', 0, 4) === 'RIFF' &&
+    b.toString('latin1', 8, 12) === 'WEBP' &&
+    b.readUInt32LE(4) + 8 <= b.length
+  );
+}
+
+/** Builds ImageInfo and the per-level sharp inputs for an opened file. */
+async function buildInfo(tiff: TiffFile, path: string): Promise<{ info: ImageInfo; levels: LevelSource[]; plan: DecodePlan }> {
+  const ifd0 = tiff.ifds[0];
+  const { plan, colourSpace, channels } = planFor(ifd0, path);
+  const levels = await findLevels(tiff, path);
+  const bits = ifd0.bitsPerSample[0];
+  const fmt = ifd0.sampleFormat[0];
+  const sampleFormat: SampleFormat = fmt === 3 ? 'float' : fmt === 2 ? 'int' : 'uint';
+
+  // Sample range: SMin/SMax when present, else the type's range (≤ 8 bits → 255, as iipsrv:
+  // 1-bit samples are delivered unpacked to 0/255), 1.0 for float.
+  const defaultMax = fmt === 3 ? 1 : bits <= 8 ? (fmt === 2 ? 127 : 255) : fmt === 2 ? 2 ** (bits - 1) - 1 : 2 ** bits - 1;
+  const defaultMin = fmt === 2 && bits > 1 ? -(2 ** (bits - 1)) : 0;
+  const pick = (v: readonly number[] | undefined, i: number, dflt: number): number => {
+    const x = v?.[Math.min(i, v.length - 1)];
+    return x !== undefined && Number.isFinite(x) ? x : dflt;
+  };
+  const minValues = Array.from({ length: channels }, (_, i) => pick(ifd0.sMinSampleValue, i, defaultMin));
+  const maxValues = Array.from({ length: channels }, (_, i) => pick(ifd0.sMaxSampleValue, i, defaultMax));
+
+  let resolution: PhysicalResolution | undefined;
+  if (ifd0.xResolution !== undefined && (ifd0.resolutionUnit === 2 || ifd0.resolutionUnit === 3)) {
+    resolution = {
+      x: ifd0.xResolution,
+      y: ifd0.yResolution ?? ifd0.xResolution,
+      unit: ifd0.resolutionUnit === 2 ? 'in' : 'cm',
+    };
+  }
+
+  const t = await ifd0.textTags();
+  const metadata: Record<string, string> = {};
+  const put = (k: string, v: string | undefined): void => {
+    if (v !== undefined) metadata[k] = v;
+  };
+  put('title', t.documentName);
+  put('creator', t.artist);
+  put('rights', t.copyright);
+  put('date', t.dateTime);
+  put('description', t.imageDescription);
+  put('pagename', t.pageName);
+  put('software', t.software);
+  put('make', t.make);
+  put('model', t.model);
+  put('xmp', t.xmp);
+
+  const info: ImageInfo = {
+    format: 'tiff',
+    width: ifd0.width,
+    height: ifd0.height,
+    levels: levels.map((l) => l.level),
+    channels,
+    bitsPerSample: bits,
+    sampleFormat,
+    colourSpace,
+    compression: compressionName(ifd0.compression),
+    minValues,
+    maxValues,
+    ...(resolution ? { resolution } : {}),
+    metadata,
+  };
+  return { info, levels, plan };
+}
+
+/** File-system failures as server errors; the path goes to the detail only. */
+function fileError(err: unknown, path: string): ImageServerError {
+  if (err instanceof ImageServerError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const detail = `${path}: ${err instanceof Error ? err.message : String(err)}`;
+  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return new ImageServerError('NOT_FOUND', undefined, detail);
+  if (code === 'EACCES' || code === 'EPERM') return new ImageServerError('FORBIDDEN_PATH', undefined, detail);
+  return new ImageServerError('CORRUPT_IMAGE', undefined, detail);
+}
+
+const MAGICS = [
+  [0x49, 0x49, 0x2a, 0x00], // II*\0 classic little-endian
+  [0x4d, 0x4d, 0x00, 0x2a], // MM\0* classic big-endian
+  [0x49, 0x49, 0x2b, 0x00], // II+\0 BigTIFF little-endian
+  [0x4d, 0x4d, 0x00, 0x2b], // MM\0+ BigTIFF big-endian
+];
+
+export const tiffDecoder: DecoderModule = {
+  name: 'tiff',
+  sniff(head: Buffer): boolean {
+    return head.length >= 4 && MAGICS.some((m) => m.every((b, i) => head[i] === b));
+  },
+  async open(path: string): Promise<ImageDecoder> {
+    const tiff = await TiffFile.open(path).catch((err: unknown) => {
+      throw fileError(err, path);
+    });
+    try {
+      const { info, levels, plan } = await buildInfo(tiff, path);
+      return new TiffDecoder(info, tiff, levels, plan, path);
+    } catch (err) {
+      await tiff.close().catch(() => undefined);
+      throw err;
+    }
+  },
+};
+
+export default tiffDecoder;
+export { TiffFile, Ifd } from './ifd.js';
