@@ -110,7 +110,8 @@ async function main(): Promise<void> {
     if (fs.existsSync(REFERENCE)) {
       const ref = await startUnderSpawnFcgi(env, [REFERENCE]);
       started.push(ref);
-      const refNginx = await startNginx([ref.port]);
+      // As iipsrv's own documentation configures nginx: one connection per request.
+      const refNginx = await startNginx([ref.port], 'nginx.conf', { keepAlive: false });
       started.push(refNginx);
       refPort = refNginx.port;
     } else {

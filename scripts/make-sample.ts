@@ -12,15 +12,19 @@ function sampleSvg(w: number, h: number): string {
   const shapes: string[] = [];
   // Deterministic pseudo-random circles so every build serves the same picture.
   let seed = 42;
-  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   for (let i = 0; i < 120; i++) {
     const r = 10 + rnd() * (w / 12);
     const hue = Math.floor(rnd() * 360);
-    shapes.push(`<circle cx="${(rnd() * w).toFixed(1)}" cy="${(rnd() * h).toFixed(1)}" r="${r.toFixed(1)}" fill="hsl(${hue},70%,55%)" fill-opacity="0.6" stroke="#fff" stroke-width="${(w / 800).toFixed(1)}"/>`);
+    shapes.push(
+      `<circle cx="${(rnd() * w).toFixed(1)}" cy="${(rnd() * h).toFixed(1)}" r="${r.toFixed(1)}" fill="hsl(${hue},70%,55%)" fill-opacity="0.6" stroke="#fff" stroke-width="${(w / 800).toFixed(1)}"/>`,
+    );
   }
   const grid: string[] = [];
-  for (let x = 0; x <= w; x += w / 16) grid.push(`<line x1="${x}" y1="0" x2="${x}" y2="${h}" stroke="#000" stroke-opacity="0.25" stroke-width="${w / 1000}"/>`);
-  for (let y = 0; y <= h; y += h / 12) grid.push(`<line x1="0" y1="${y}" x2="${w}" y2="${y}" stroke="#000" stroke-opacity="0.25" stroke-width="${w / 1000}"/>`);
+  for (let x = 0; x <= w; x += w / 16)
+    grid.push(`<line x1="${x}" y1="0" x2="${x}" y2="${h}" stroke="#000" stroke-opacity="0.25" stroke-width="${w / 1000}"/>`);
+  for (let y = 0; y <= h; y += h / 12)
+    grid.push(`<line x1="0" y1="${y}" x2="${w}" y2="${y}" stroke="#000" stroke-opacity="0.25" stroke-width="${w / 1000}"/>`);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}">
   <defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">
     <stop offset="0" stop-color="#1d3557"/><stop offset="0.5" stop-color="#457b9d"/><stop offset="1" stop-color="#f1faee"/>
@@ -33,7 +37,9 @@ function sampleSvg(w: number, h: number): string {
 export async function makeSample(file: string, width: number, height: number): Promise<void> {
   const drawW = Math.min(width, 4000);
   const drawH = Math.round((drawW * height) / width);
-  const drawn = await sharp(Buffer.from(sampleSvg(drawW, drawH))).png().toBuffer();
+  const drawn = await sharp(Buffer.from(sampleSvg(drawW, drawH)))
+    .png()
+    .toBuffer();
   await fs.promises.mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   await sharp(drawn, { limitInputPixels: false })

@@ -129,7 +129,11 @@ export async function startUnderSpawnFcgi(env: Record<string, string>, command: 
  * nginx running conf-examples/nginx.conf with its ports replaced, wrapped in the main-context
  * directives a private instance needs (pid, logs and temp paths in a temporary folder).
  */
-export async function startNginx(backendPorts: number[], exampleFile = 'nginx.conf'): Promise<Running & { dir: string }> {
+export async function startNginx(
+  backendPorts: number[],
+  exampleFile = 'nginx.conf',
+  options: { keepAlive?: boolean } = {},
+): Promise<Running & { dir: string }> {
   const nginx = requireTool('nginx', ['nginx', '/usr/sbin/nginx']);
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iipsrv-nginx-'));
@@ -138,6 +142,10 @@ export async function startNginx(backendPorts: number[], exampleFile = 'nginx.co
   let i = 0;
   site = site.replace(/server 127\.0\.0\.1:900\d;/g, () => `server 127.0.0.1:${backendPorts[Math.min(i++, backendPorts.length - 1)]};`);
   site = site.replace(/include fastcgi_params;/g, 'include /etc/nginx/fastcgi_params;');
+  if (options.keepAlive === false) {
+    // For backends without FCGI_KEEP_CONN support (iipsrv's libfcgi closes after each request).
+    site = site.replace(/fastcgi_keep_conn on;/g, 'fastcgi_keep_conn off;').replace(/\s*keepalive \d+;/g, '');
+  }
   // As root, workers would drop to an unprivileged user that cannot write the private temp dir.
   const user = process.getuid?.() === 0 ? 'user root;\n' : '';
   const conf = `${user}daemon off;

@@ -102,7 +102,9 @@ async function main(): Promise<void> {
     const addr = await front.listen(hp.host, hp.port);
     const shown = addr.address === '::' || addr.address === '0.0.0.0' ? 'localhost' : addr.address;
     const base = `http://${shown.includes(':') ? `[${shown}]` : shown}:${addr.port}`;
-    process.stdout.write(`iipsrv ${version}: HTTP on ${base}\n  viewer:   ${base}/\n  IIIF:     ${base}/iiif/<image>/info.json\n  FastCGI-style query: ${base}/fcgi-bin/iipsrv.fcgi?IIIF=<image>/info.json\n`);
+    process.stdout.write(
+      `iipsrv ${version}: HTTP on ${base}\n  viewer:   ${base}/\n  IIIF:     ${base}/iiif/<image>/info.json\n  FastCGI-style query: ${base}/fcgi-bin/iipsrv.fcgi?IIIF=<image>/info.json\n`,
+    );
     logger.log(LOG.ERROR, `Running in HTTP mode on ${base}`);
     close = () => front.close();
   } else {

@@ -40,6 +40,7 @@ export interface HandlerStats {
 type Headers = Array<[string, string]>;
 
 const ALLOW = 'GET, HEAD, POST, OPTIONS';
+const INFO_MEMO_MAX = 1000;
 
 const HOME_PAGE = `<!DOCTYPE html>
 <html><head><title>IIPImage server</title></head>
@@ -89,6 +90,9 @@ export function routeRequest(req: ServerRequest, config: Config): Route | null {
 export function createHandler(deps: HandlerDeps): RequestHandler & { stats: HandlerStats } {
   const { config, logger, images, cache } = deps;
   const stats: HandlerStats = { requests: 0, cacheHits: 0, passthrough: 0, renders: 0, errors: 0 };
+  // Formatted metadata bodies by file identity and variant (version, id): viewers ask for
+  // info.json often and its JSON never changes while the file does not.
+  const infoMemo = new Map<string, FormattedBody & { bytes: Buffer }>();
 
   const protocolOptions: ProtocolOptions = {
     maxCvt: config.maxCvt,
@@ -170,20 +174,35 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
 
     if (answer.kind === 'info') {
       const { lastModified, etag } = validators(src, answer.variant);
-      const common: Headers = [['Last-Modified', lastModified], ['Cache-Control', config.cacheControl], ['ETag', etag]];
+      const common: Headers = [
+        ['Last-Modified', lastModified],
+        ['Cache-Control', config.cacheControl],
+        ['ETag', etag],
+      ];
       if (notModified(req, src, etag)) return respond(304, [...common, ...corsHeaders], Buffer.alloc(0), true);
-      const body = answer.format(src.info);
+      const memoKey = `${src.file.path}\0${src.file.size}\0${src.file.mtimeMs}\0${answer.variant}`;
+      let body = infoMemo.get(memoKey);
+      if (!body) {
+        const formatted = answer.format(src.info);
+        body = { ...formatted, bytes: Buffer.from(formatted.body) };
+        if (infoMemo.size >= INFO_MEMO_MAX) infoMemo.clear();
+        infoMemo.set(memoKey, body);
+      }
       const extra = (body.headers ?? []).map(([k, v]) => [k, v] as [string, string]);
       const headers: Headers = [['Content-Type', body.contentType], ...common, ...corsHeaders, ...extra];
       overrideCacheControl(headers);
-      return respond(200, headers, Buffer.from(body.body), head);
+      return respond(200, headers, body.bytes, head);
     }
 
     const view = answer.view(src.info);
     const plan = planView(src.info, view, planOptions);
     const { lastModified, etag } = validators(src, plan.key);
     const extra = (answer.headers?.(src.info, view) ?? []).map(([k, v]) => [k, v] as [string, string]);
-    const common: Headers = [['Last-Modified', lastModified], ['Cache-Control', config.cacheControl], ['ETag', etag]];
+    const common: Headers = [
+      ['Last-Modified', lastModified],
+      ['Cache-Control', config.cacheControl],
+      ['ETag', etag],
+    ];
     if (notModified(req, src, etag)) {
       const h = [...common, ...corsHeaders];
       overrideCacheControl(h, extra);
@@ -237,7 +256,15 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
       } else {
         route = routeRequest(req, config);
         if (!route) {
-          res = respond(200, [['Content-Type', 'text/html; charset=utf-8'], ['Cache-Control', 'no-cache']], Buffer.from(HOME_PAGE), head);
+          res = respond(
+            200,
+            [
+              ['Content-Type', 'text/html; charset=utf-8'],
+              ['Cache-Control', 'no-cache'],
+            ],
+            Buffer.from(HOME_PAGE),
+            head,
+          );
         } else {
           input = {
             argument: route.argument,
@@ -260,7 +287,10 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
     if (logger.verbosity >= LOG.REQUEST) {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const length = res.headers.find(([k]) => k === 'Content-Length')?.[1] ?? '0';
-      logger.log(LOG.REQUEST, `${req.method} ${req.requestUri} ${res.status} ${length}B ${ms.toFixed(2)}ms${res.note ? ` ${res.note}` : ''}`);
+      logger.log(
+        LOG.REQUEST,
+        `${req.method} ${req.requestUri} ${res.status} ${length}B ${ms.toFixed(2)}ms${res.note ? ` ${res.note}` : ''}`,
+      );
     }
     return res;
   };

@@ -67,7 +67,22 @@ export type TextTagName = keyof typeof TEXT_TAGS;
 
 // Field types → byte size. 13 IFD, 16 LONG8, 17 SLONG8, 18 IFD8 (BigTIFF).
 const TYPE_SIZE: Readonly<Record<number, number>> = {
-  1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8,
+  1: 1,
+  2: 1,
+  3: 2,
+  4: 4,
+  5: 8,
+  6: 1,
+  7: 1,
+  8: 2,
+  9: 4,
+  10: 8,
+  11: 4,
+  12: 8,
+  13: 4,
+  16: 8,
+  17: 8,
+  18: 8,
 };
 
 /** Limits against hostile files: a real pyramid has tens of IFDs, not thousands. */
@@ -75,8 +90,8 @@ const MAX_IFDS = 4096;
 const MAX_ENTRIES = 4096;
 /** No value the server reads eagerly is this large; bigger counts mean a corrupt entry. */
 const MAX_EAGER_VALUE_BYTES = 1 << 20;
-/** Out-of-line values closer together than this are fetched in one read. */
-const COALESCE_SPAN = 64 * 1024;
+/** Out-of-line values within this span are fetched in one read (small: reads are cheap, bytes not free). */
+const COALESCE_SPAN = 4096;
 
 export interface TiffEntry {
   readonly tag: number;
@@ -315,10 +330,13 @@ export class TiffFile {
     for (const e of wanted) {
       this.checkEntry(e, where, MAX_EAGER_VALUE_BYTES);
       if (e.inline) values.set(e.tag, this.decode(e, e.inline, 0));
-      else outOfLine.push(e);
+      // Writers often put values right after the entry table, inside the speculative read.
+      else if (e.valueOffset >= offset && e.valueOffset + e.byteLength <= offset + buf.length) {
+        values.set(e.tag, this.decode(e, buf, e.valueOffset - offset));
+      } else outOfLine.push(e);
     }
     outOfLine.sort((a, b) => a.valueOffset - b.valueOffset);
-    for (let i = 0; i < outOfLine.length; ) {
+    for (let i = 0; i < outOfLine.length;) {
       let j = i + 1;
       const start = outOfLine[i].valueOffset;
       let end = start + outOfLine[i].byteLength;
@@ -360,10 +378,26 @@ export class TiffFile {
 
 /** Tags whose values every IFD needs; read when the IFD is parsed (they are tiny). */
 const EAGER_TAGS: readonly number[] = [
-  Tag.NewSubfileType, Tag.ImageWidth, Tag.ImageLength, Tag.BitsPerSample, Tag.Compression,
-  Tag.Photometric, Tag.SamplesPerPixel, Tag.RowsPerStrip, Tag.XResolution, Tag.YResolution,
-  Tag.PlanarConfig, Tag.ResolutionUnit, Tag.TileWidth, Tag.TileLength, Tag.SubIFDs,
-  Tag.ExtraSamples, Tag.SampleFormat, Tag.SMinSampleValue, Tag.SMaxSampleValue, Tag.YCbCrSubsampling,
+  Tag.NewSubfileType,
+  Tag.ImageWidth,
+  Tag.ImageLength,
+  Tag.BitsPerSample,
+  Tag.Compression,
+  Tag.Photometric,
+  Tag.SamplesPerPixel,
+  Tag.RowsPerStrip,
+  Tag.XResolution,
+  Tag.YResolution,
+  Tag.PlanarConfig,
+  Tag.ResolutionUnit,
+  Tag.TileWidth,
+  Tag.TileLength,
+  Tag.SubIFDs,
+  Tag.ExtraSamples,
+  Tag.SampleFormat,
+  Tag.SMinSampleValue,
+  Tag.SMaxSampleValue,
+  Tag.YCbCrSubsampling,
 ];
 
 /** Largest tile/strip array we accept: 16M tiles is a 4-million-pixel-wide image at 256². */
@@ -492,13 +526,16 @@ export class Ifd {
         const read = async (tag: number): Promise<Float64Array> => {
           const e = this.entries.get(tag);
           if (!e) throw corrupt('missing tile or strip locations', `${this.where}: no tag ${tag}`);
-          if (e.count < this.tileCount) throw corrupt('too few tile or strip locations', `${this.where}: tag ${tag} has ${e.count}, need ${this.tileCount}`);
+          if (e.count < this.tileCount)
+            throw corrupt('too few tile or strip locations', `${this.where}: tag ${tag} has ${e.count}, need ${this.tileCount}`);
           if (![3, 4, 16].includes(e.type)) throw corrupt('bad tile or strip location type', `${this.where}: tag ${tag} type ${e.type}`);
-          const bytes = await this.file.entryBytes(e, this.where, MAX_TILES * 8);
-          const arr = new Float64Array(this.tileCount);
-          const vals = this.file.decode({ ...e, count: this.tileCount }, bytes, 0);
-          for (let i = 0; i < this.tileCount; i++) arr[i] = vals[i];
-          return arr;
+          // Only the first tileCount values are read: a count larger than the layout needs
+          // (junk after the array) must not make us read more.
+          this.file.checkEntry(e, this.where, Number.MAX_SAFE_INTEGER);
+          const used: TiffEntry = { ...e, count: this.tileCount, byteLength: this.tileCount * TYPE_SIZE[e.type] };
+          const bytes = e.inline ? e.inline.subarray(0, used.byteLength) : await this.file.read(e.valueOffset, used.byteLength);
+          const vals = this.file.decode(used, bytes, 0);
+          return Float64Array.from(vals);
         };
         const [offsets, lengths] = await Promise.all([read(offTag), read(lenTag)]);
         return { offsets, lengths };

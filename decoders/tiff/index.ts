@@ -47,8 +47,14 @@ export function compressionName(c: number): string {
 interface DecodePlan {
   /** Sample depth of the RawImage: 8 (uchar), 16 (ushort) or 32 (float). */
   readonly depth: 8 | 16 | 32;
-  /** Whether the output keeps a single colour band (grey) or is RGB. */
-  readonly grey: boolean;
+  /**
+   * Interpretation to convert to before raw output, chosen so that values stay as stored
+   * (measured per case): 8-bit grey 'b-w' (sharp's output would otherwise be 3-band sRGB),
+   * colour 'srgb' (palette, CMYK, CIELAB converted); 16-bit 'grey16'/'rgb16' (else squashed to
+   * 8 bits); float 'b-w'/'scrgb' (else float RGB is gamma-encoded as linear scRGB, peers.md
+   * §7.1); uint32 grey 'b-w', uint32 RGB none ('scrgb' would clip it to 1.0).
+   */
+  readonly colourspace: 'b-w' | 'srgb' | 'grey16' | 'rgb16' | 'scrgb' | null;
 }
 
 /** Where sharp finds one pyramid level. */
@@ -64,9 +70,10 @@ interface LevelSource {
 /**
  * A sharp pipeline reading one level. sharp 0.35.3 silently ignores `tiff.subifd` (its native
  * side tests for an input attribute named `subifd` but the JS side only sets `tiffSubifd`;
- * fixed upstream in lovell/sharp#4572, after the 0.35.3 we must pin for CIELAB — peers.md §7.1),
- * so the attribute is added to sharp's input descriptor here. Harmless once sharp is fixed;
- * `subIfdSelectionWorks` checks it on the first SubIFD file opened.
+ * fixed upstream in lovell/sharp#4572, while we pin 0.35.3 for CIELAB — peers.md §7.1), so the
+ * attribute is added to sharp's (internal) input descriptor here. Harmless once sharp is
+ * fixed; `subIfdSelectionWorks` verifies it on the first SubIFD file opened, and if it ever
+ * stops working SubIFD levels are left out (slower, never wrong).
  */
 function sharpFor(path: string, src: Pick<LevelSource, 'input' | 'subifd'>): Sharp {
   const img = sharp(path, src.input);
@@ -82,12 +89,14 @@ let subIfdCheck: boolean | undefined;
 /** Whether sharp really selects SubIFDs (checked once per process, on a real SubIFD level). */
 async function subIfdSelectionWorks(path: string, src: LevelSource): Promise<boolean> {
   if (subIfdCheck === undefined) {
+    let m: { width?: number; height?: number };
     try {
-      const m = await sharpFor(path, src).metadata();
-      subIfdCheck = m.width === src.ifd.width && m.height === src.ifd.height;
-    } catch {
-      return false; // this file's problem, not sharp's: decide on another file
+      m = await sharpFor(path, src).metadata();
+    } catch (err) {
+      // This file's problem, not sharp's: decide on another file.
+      throw new ImageServerError('CORRUPT_IMAGE', undefined, `${path}: SubIFD level: ${err instanceof Error ? err.message : String(err)}`);
     }
+    subIfdCheck = m.width === src.ifd.width && m.height === src.ifd.height;
   }
   return subIfdCheck;
 }
@@ -173,18 +182,21 @@ function planFor(ifd: Ifd, path: string): { plan: DecodePlan; colourSpace: Colou
   if (ifd.planarConfig === 2 && spp > 1) throw unsupported('separate sample planes', detail(`planar ${ifd.planarConfig}`));
   if (![1, 8, 16, 32].includes(bits)) throw unsupported(`${bits}-bit samples`, detail(`bits ${bits}`));
   if (fmt === 3 && bits !== 32) throw unsupported(`${bits}-bit floating point samples`, detail(`float ${bits}`));
-  if (fmt !== 1 && fmt !== 2 && fmt !== 3) throw unsupported('sample format', detail(`format ${fmt}`));
+  // Signed integers: libvips takes signed 16-bit grey for grey16 and rescales it on output, so
+  // the stored values cannot be delivered reliably; refuse rather than serve wrong numbers.
+  if (fmt === 2) throw unsupported('signed integer samples', detail(`format ${fmt} bits ${bits}`));
+  if (fmt !== 1 && fmt !== 3) throw unsupported('sample format', detail(`format ${fmt}`));
   if (bits === 1 && spp !== 1) throw unsupported('multi-sample bilevel image', detail(`spp ${spp}`));
 
-  const extras = ifd.extraSamples.length;
   let colourSpace: ColourSpace;
   let grey: boolean;
   let channels = spp;
   switch (photometric) {
     case 0:
     case 1:
-      grey = spp - extras <= 1;
-      colourSpace = bits === 1 ? 'binary' : grey ? 'grey' : 'srgb';
+      // One grey band; any further samples are extra (alpha) samples.
+      grey = true;
+      colourSpace = bits === 1 ? 'binary' : 'grey';
       break;
     case 3: // palette: expanded to RGB by libvips; reported as RGB everywhere (iipsrv bug #25)
       if (bits !== 8 && bits !== 16) throw unsupported(`${bits}-bit palette`, detail(`palette ${bits}`));
@@ -209,11 +221,16 @@ function planFor(ifd: Ifd, path: string): { plan: DecodePlan; colourSpace: Colou
       grey = false;
       colourSpace = 'srgb';
   }
-  // Signed integers and 32-bit unsigned integers are delivered as float with their values kept.
-  let depth: 8 | 16 | 32 = bits <= 8 ? 8 : bits === 16 && fmt === 1 ? 16 : 32;
-  if (fmt === 2 && bits === 8) depth = 32;
+  // 32-bit unsigned integers are delivered as float with their values kept. CIELAB and palette
+  // images go through libvips' conversion to 8-bit sRGB.
+  let depth: 8 | 16 | 32 = bits <= 8 ? 8 : bits === 16 ? 16 : 32;
   if (colourSpace === 'cielab' || photometric === 3) depth = 8;
-  return { plan: { depth, grey }, colourSpace, channels };
+  let colourspace: DecodePlan['colourspace'];
+  if (depth === 8) colourspace = grey ? 'b-w' : 'srgb';
+  else if (depth === 16) colourspace = grey ? 'grey16' : 'rgb16';
+  else if (fmt === 3) colourspace = grey ? 'b-w' : 'scrgb';
+  else colourspace = grey ? 'b-w' : null;
+  return { plan: { depth, colourspace }, colourSpace, channels };
 }
 
 class TiffDecoder implements ImageDecoder {
@@ -241,18 +258,10 @@ class TiffDecoder implements ImageDecoder {
       throw new ImageServerError('BAD_REGION', undefined, `${this.path}: level ${level} rect ${JSON.stringify(rect)}`);
     }
     let img = sharpFor(this.path, src).extract({ left: x, top: y, width, height });
-    const { depth, grey } = this.plan;
-    if (depth === 8) {
-      // Grey (incl. 1-bit, unpacked to 0/255) stays one band — sharp's output would otherwise
-      // be sRGB; colour (incl. palette, CMYK, CIELAB) becomes sRGB. Alpha is kept.
-      img = img.toColourspace(grey ? 'b-w' : 'srgb').raw();
-    } else if (depth === 16) {
-      img = img.toColourspace(grey ? 'grey16' : 'rgb16').raw({ depth: 'ushort' });
-    } else {
-      // 'scrgb'/'b-w' keep float samples untouched (sharp would otherwise gamma-encode
-      // float RGB as linear scRGB; peers.md §7.1).
-      img = img.toColourspace(grey ? 'b-w' : 'scrgb').raw({ depth: 'float' });
-    }
+    const { depth, colourspace } = this.plan;
+    if (colourspace) img = img.toColourspace(colourspace);
+    // 1-bit samples come unpacked to 0/255 (uchar). Alpha bands are kept.
+    img = img.raw({ depth: depth === 8 ? 'uchar' : depth === 16 ? 'ushort' : 'float' });
     let out: { data: Buffer; info: OutputInfo };
     try {
       out = await img.toBuffer({ resolveWithObject: true });
@@ -266,7 +275,11 @@ class TiffDecoder implements ImageDecoder {
     const { data, info } = out;
     const expected = info.width * info.height * info.channels * (depth / 8);
     if (info.width !== width || info.height !== height || data.length !== expected) {
-      throw new ImageServerError('INTERNAL', undefined, `${this.path}: sharp returned ${info.width}×${info.height}×${info.channels}, ${data.length} bytes`);
+      throw new ImageServerError(
+        'INTERNAL',
+        undefined,
+        `${this.path}: sharp returned ${info.width}×${info.height}×${info.channels}, ${data.length} bytes`,
+      );
     }
     return {
       data,
@@ -338,9 +351,7 @@ class TiffDecoder implements ImageDecoder {
 }
 
 /** APP14 "Adobe" segment, version 100, flags 0, transform 0 (no colour transform: RGB). */
-const ADOBE_APP14_RGB = Buffer.from([
-  0xff, 0xee, 0x00, 0x0e, 0x41, 0x64, 0x6f, 0x62, 0x65, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00,
-]);
+const ADOBE_APP14_RGB = Buffer.from([0xff, 0xee, 0x00, 0x0e, 0x41, 0x64, 0x6f, 0x62, 0x65, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00]);
 
 /** The frame header of a JPEG: size and each component's sampling byte (H<<4|V). */
 export function readSof(jpeg: Buffer): { width: number; height: number; components: number[] } | null {
@@ -375,10 +386,7 @@ export function readSof(jpeg: Buffer): { width: number; height: number; componen
 
 function isWebp(b: Buffer): boolean {
   return (
-    b.length >= 16 &&
-    b.toString('latin1', 0, 4) === 'RIFF' &&
-    b.toString('latin1', 8, 12) === 'WEBP' &&
-    b.readUInt32LE(4) + 8 <= b.length
+    b.length >= 16 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP' && b.readUInt32LE(4) + 8 <= b.length
   );
 }
 
@@ -393,8 +401,8 @@ async function buildInfo(tiff: TiffFile, path: string): Promise<{ info: ImageInf
 
   // Sample range: SMin/SMax when present, else the type's range (≤ 8 bits → 255, as iipsrv:
   // 1-bit samples are delivered unpacked to 0/255), 1.0 for float.
-  const defaultMax = fmt === 3 ? 1 : bits <= 8 ? (fmt === 2 ? 127 : 255) : fmt === 2 ? 2 ** (bits - 1) - 1 : 2 ** bits - 1;
-  const defaultMin = fmt === 2 && bits > 1 ? -(2 ** (bits - 1)) : 0;
+  const defaultMax = fmt === 3 ? 1 : bits <= 8 ? 255 : 2 ** bits - 1;
+  const defaultMin = 0;
   const pick = (v: readonly number[] | undefined, i: number, dflt: number): number => {
     const x = v?.[Math.min(i, v.length - 1)];
     return x !== undefined && Number.isFinite(x) ? x : dflt;

@@ -220,11 +220,7 @@ export function chooseLevel(levels: readonly Level[], rect: Rect, out: Size): nu
  * When a region at a size is exactly one tile of some level (as IIIF clients ask for tiles),
  * that tile; otherwise null. Edge tiles count at their cropped size.
  */
-export function matchTile(
-  levels: readonly Level[],
-  rect: Rect,
-  out: Size,
-): { level: number; col: number; row: number } | null {
+export function matchTile(levels: readonly Level[], rect: Rect, out: Size): { level: number; col: number; row: number } | null {
   const factors = scaleFactors(levels);
   const full = levels[0];
   for (let i = 0; i < levels.length; i++) {

@@ -53,7 +53,10 @@ export class ImageRegistry {
       if (this.open.size <= this.maxEntries) break;
       this.open.delete(k);
       // Close after in-flight users are done with it; a failed open has nothing to close.
-      p.then((s) => setTimeout(() => void s.decoder.close().catch(() => {}), 30_000).unref(), () => {});
+      p.then(
+        (s) => setTimeout(() => void s.decoder.close().catch(() => {}), 30_000).unref(),
+        () => {},
+      );
     }
   }
 

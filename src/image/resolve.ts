@@ -37,6 +37,26 @@ function realRoot(root: string): Promise<string> {
   return p;
 }
 
+/**
+ * realpath costs one lstat per path component; its answer is kept briefly. Only the mapping
+ * to a real path is kept, never the file's size or time: those are read on every request, so
+ * a replaced file is noticed at once. A symbolic link retargeted within the window keeps its
+ * old, already checked target for at most that long.
+ */
+const REALPATH_TTL_MS = 2000;
+const REALPATH_MAX = 10_000;
+const realpaths = new Map<string, { real: string; until: number }>();
+
+async function cachedRealpath(p: string): Promise<string> {
+  const now = Date.now();
+  const hit = realpaths.get(p);
+  if (hit && hit.until > now) return hit.real;
+  const real = await fs.realpath(p);
+  if (realpaths.size >= REALPATH_MAX) realpaths.clear();
+  realpaths.set(p, { real, until: now + REALPATH_TTL_MS });
+  return real;
+}
+
 function notFound(identifier: string, detail: string): ImageServerError {
   return new ImageServerError('NOT_FOUND', `Image not found: ${identifier}`, detail);
 }
@@ -57,7 +77,7 @@ export async function resolveImagePath(identifier: string, rules: PathRules): Pr
   const root = await realRoot(rootOf(rules.prefix));
   let real: string;
   try {
-    real = await fs.realpath(joined);
+    real = await cachedRealpath(joined);
   } catch (err) {
     throw notFound(identifier, `${joined}: ${(err as Error).message}`);
   }
@@ -69,6 +89,7 @@ export async function resolveImagePath(identifier: string, rules: PathRules): Pr
   try {
     st = await fs.stat(real);
   } catch (err) {
+    realpaths.delete(joined);
     throw notFound(identifier, `${real}: ${(err as Error).message}`);
   }
   if (!st.isFile()) throw notFound(identifier, `${real} is not a regular file`);

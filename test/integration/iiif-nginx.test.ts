@@ -142,7 +142,10 @@ describe.each([
 
     const mirrored = await fetch(`${base}/iiif/sample.tif/0,0,200,100/max/!0/default.png`);
     const m = await decode(Buffer.from(await mirrored.arrayBuffer()));
-    const ref = await sharp(await reference(0, 0, 200, 100, 200, 100), { raw: { width: 200, height: 100, channels: 3 } }).flop().raw().toBuffer();
+    const ref = await sharp(await reference(0, 0, 200, 100, 200, 100), { raw: { width: 200, height: 100, channels: 3 } })
+      .flop()
+      .raw()
+      .toBuffer();
     expect(await meanAbsDiff(m.data, ref)).toBeLessThan(3);
   });
 

@@ -49,7 +49,14 @@ describe('IIIF sizes and scale factors', () => {
   it('uses real ratios, rounding odd pyramids to the factors clients need', () => {
     expect(scaleFactors(EXAMPLE)).toEqual([1, 2, 4, 8]);
     expect(scaleFactors(ODD)).toEqual([1, 2, 4, 8]);
-    expect(scaleFactors(pyramid([[900, 900], [300, 300]]))).toEqual([1, 3]);
+    expect(
+      scaleFactors(
+        pyramid([
+          [900, 900],
+          [300, 300],
+        ]),
+      ),
+    ).toEqual([1, 3]);
   });
   it('lists every level but full resolution, smallest first', () => {
     expect(iiifSizes(EXAMPLE)).toEqual([
@@ -65,9 +72,18 @@ describe('resolveRegion', () => {
   it.each([
     [{ type: 'full' }, { x: 0, y: 0, width: 2000, height: 1400 }],
     [{ type: 'square' }, { x: 300, y: 0, width: 1400, height: 1400 }],
-    [{ type: 'pixels', x: 10, y: 20, w: 30, h: 40 }, { x: 10, y: 20, width: 30, height: 40 }],
-    [{ type: 'pixels', x: 1900, y: 1300, w: 500, h: 500 }, { x: 1900, y: 1300, width: 100, height: 100 }],
-    [{ type: 'fraction', x: 0.5, y: 0.5, w: 0.5, h: 0.5 }, { x: 1000, y: 700, width: 1000, height: 700 }],
+    [
+      { type: 'pixels', x: 10, y: 20, w: 30, h: 40 },
+      { x: 10, y: 20, width: 30, height: 40 },
+    ],
+    [
+      { type: 'pixels', x: 1900, y: 1300, w: 500, h: 500 },
+      { x: 1900, y: 1300, width: 100, height: 100 },
+    ],
+    [
+      { type: 'fraction', x: 0.5, y: 0.5, w: 0.5, h: 0.5 },
+      { x: 1000, y: 700, width: 1000, height: 700 },
+    ],
   ] as const)('%j → %j', (spec, rect) => {
     expect(resolveRegion(spec, 2000, 1400)).toEqual(rect);
   });
@@ -108,17 +124,27 @@ describe('resolveSize', () => {
     expect(resolveSize({ type: 'width', w: 400, upscale: true }, 200, 100, limits, 'caret')).toEqual({ width: 200, height: 100 });
   });
   it('scales sizes beyond MAX_CVT down keeping their distortion (not squared)', () => {
-    expect(resolveSize({ type: 'exact', w: 1000, h: 100, upscale: false }, 2000, 1400, CVT500, 'caret')).toEqual({ width: 500, height: 50 });
+    expect(resolveSize({ type: 'exact', w: 1000, h: 100, upscale: false }, 2000, 1400, CVT500, 'caret')).toEqual({
+      width: 500,
+      height: 50,
+    });
     expect(resolveSize({ type: 'max', upscale: false }, 2000, 1400, CVT500, 'caret')).toEqual({ width: 500, height: 350 });
-    expect(clampToLimits({ width: 6000, height: 4200 }, { ...NOLIMIT, maxWidth: 5000, maxHeight: 5000 })).toEqual({ width: 5000, height: 3500 });
+    expect(clampToLimits({ width: 6000, height: 4200 }, { ...NOLIMIT, maxWidth: 5000, maxHeight: 5000 })).toEqual({
+      width: 5000,
+      height: 3500,
+    });
     expect(clampToLimits({ width: 100, height: 100 }, { ...NOLIMIT, maxArea: 2500 })).toEqual({ width: 50, height: 50 });
   });
   it('grows ^max up to the limits', () => {
     expect(resolveSize({ type: 'max', upscale: true }, 200, 100, CVT500, 'caret')).toEqual({ width: 500, height: 250 });
   });
   it('rejects non-positive sizes', () => {
-    expect(() => resolveSize({ type: 'width', w: 0, upscale: false }, 10, 10, NOLIMIT, 'caret')).toThrow(expect.objectContaining({ code: 'BAD_SIZE' }));
-    expect(() => resolveSize({ type: 'percent', pct: -5, upscale: false }, 10, 10, NOLIMIT, 'caret')).toThrow(expect.objectContaining({ code: 'BAD_SIZE' }));
+    expect(() => resolveSize({ type: 'width', w: 0, upscale: false }, 10, 10, NOLIMIT, 'caret')).toThrow(
+      expect.objectContaining({ code: 'BAD_SIZE' }),
+    );
+    expect(() => resolveSize({ type: 'percent', pct: -5, upscale: false }, 10, 10, NOLIMIT, 'caret')).toThrow(
+      expect.objectContaining({ code: 'BAD_SIZE' }),
+    );
   });
 });
 
@@ -170,11 +196,31 @@ describe('level choice', () => {
 
 describe('matchTile (the IIIF tile fast path)', () => {
   it.each([
-    [{ x: 0, y: 0, width: 256, height: 256 }, { width: 256, height: 256 }, { level: 0, col: 0, row: 0 }],
-    [{ x: 0, y: 0, width: 512, height: 512 }, { width: 256, height: 256 }, { level: 1, col: 0, row: 0 }],
-    [{ x: 0, y: 0, width: 2000, height: 1400 }, { width: 250, height: 175 }, { level: 3, col: 0, row: 0 }],
-    [{ x: 1792, y: 1280, width: 208, height: 120 }, { width: 208, height: 120 }, { level: 0, col: 7, row: 5 }],
-    [{ x: 1024, y: 1024, width: 976, height: 376 }, { width: 244, height: 94 }, { level: 2, col: 1, row: 1 }],
+    [
+      { x: 0, y: 0, width: 256, height: 256 },
+      { width: 256, height: 256 },
+      { level: 0, col: 0, row: 0 },
+    ],
+    [
+      { x: 0, y: 0, width: 512, height: 512 },
+      { width: 256, height: 256 },
+      { level: 1, col: 0, row: 0 },
+    ],
+    [
+      { x: 0, y: 0, width: 2000, height: 1400 },
+      { width: 250, height: 175 },
+      { level: 3, col: 0, row: 0 },
+    ],
+    [
+      { x: 1792, y: 1280, width: 208, height: 120 },
+      { width: 208, height: 120 },
+      { level: 0, col: 7, row: 5 },
+    ],
+    [
+      { x: 1024, y: 1024, width: 976, height: 376 },
+      { width: 244, height: 94 },
+      { level: 2, col: 1, row: 1 },
+    ],
   ])('%j at %j is a tile', (rect, out, tile) => {
     expect(matchTile(EXAMPLE, rect, out)).toEqual(tile);
   });
@@ -182,10 +228,22 @@ describe('matchTile (the IIIF tile fast path)', () => {
     expect(matchTile(ODD, { x: 1536, y: 0, width: 465, height: 512 }, { width: 233, height: 256 })).toEqual({ level: 1, col: 3, row: 0 });
   });
   it.each([
-    [{ x: 1, y: 0, width: 256, height: 256 }, { width: 256, height: 256 }],
-    [{ x: 0, y: 0, width: 256, height: 256 }, { width: 128, height: 128 }],
-    [{ x: 0, y: 0, width: 300, height: 256 }, { width: 300, height: 256 }],
-    [{ x: 0, y: 0, width: 2000, height: 1400 }, { width: 2000, height: 1400 }],
+    [
+      { x: 1, y: 0, width: 256, height: 256 },
+      { width: 256, height: 256 },
+    ],
+    [
+      { x: 0, y: 0, width: 256, height: 256 },
+      { width: 128, height: 128 },
+    ],
+    [
+      { x: 0, y: 0, width: 300, height: 256 },
+      { width: 300, height: 256 },
+    ],
+    [
+      { x: 0, y: 0, width: 2000, height: 1400 },
+      { width: 2000, height: 1400 },
+    ],
   ])('%j at %j is not a tile', (rect, out) => {
     expect(matchTile(EXAMPLE, rect, out)).toBeNull();
   });

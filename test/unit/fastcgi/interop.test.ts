@@ -1,5 +1,5 @@
 // Real-world entry points: an inherited listening socket on fd 0 (spawn-fcgi style) and the
-// libfcgi client `cgi-fcgi` (skipped when it is not installed).
+// libfcgi client `cgi-fcgi` (libfcgi-bin; a missing tool fails the test, CI installs it).
 
 import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
@@ -56,24 +56,21 @@ it('serves on a listening socket inherited as fd 0', async () => {
   }
 }, 30_000);
 
-it.skipIf(!hasCgiFcgi)(
-  'interoperates with libfcgi cgi-fcgi',
-  async () => {
-    const proc = spawn('cgi-fcgi', ['-bind', '-connect', `127.0.0.1:${port}`], {
-      env: {
-        REQUEST_METHOD: 'POST',
-        REQUEST_URI: '/iipsrv.fcgi?x=1',
-        QUERY_STRING: 'x=1',
-        CONTENT_LENGTH: '5',
-        HTTP_HOST: 'example.org',
-      },
-    });
-    proc.stdin.end('hello');
-    let out = '';
-    proc.stdout.on('data', (d) => (out += d));
-    const code = await new Promise<number | null>((r) => proc.on('close', r));
-    expect(code).toBe(0);
-    expect(out).toBe('Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 27\r\n\r\nPOST /iipsrv.fcgi?x=1 hello');
-  },
-  30_000,
-);
+it('interoperates with libfcgi cgi-fcgi', async () => {
+  expect(hasCgiFcgi, 'cgi-fcgi (libfcgi-bin) must be installed').toBe(true);
+  const proc = spawn('cgi-fcgi', ['-bind', '-connect', `127.0.0.1:${port}`], {
+    env: {
+      REQUEST_METHOD: 'POST',
+      REQUEST_URI: '/iipsrv.fcgi?x=1',
+      QUERY_STRING: 'x=1',
+      CONTENT_LENGTH: '5',
+      HTTP_HOST: 'example.org',
+    },
+  });
+  proc.stdin.end('hello');
+  let out = '';
+  proc.stdout.on('data', (d) => (out += d));
+  const code = await new Promise<number | null>((r) => proc.on('close', r));
+  expect(code).toBe(0);
+  expect(out).toBe('Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 27\r\n\r\nPOST /iipsrv.fcgi?x=1 hello');
+}, 30_000);

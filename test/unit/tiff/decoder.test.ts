@@ -120,8 +120,19 @@ describe('ImageInfo', () => {
 
   it('16-bit, float, grey and bilevel sample descriptions', async () => {
     expect((await dec('grey16')).info).toMatchObject({ channels: 1, bitsPerSample: 16, colourSpace: 'grey', maxValues: [65535] });
-    expect((await dec('rgb16')).info).toMatchObject({ channels: 3, bitsPerSample: 16, colourSpace: 'srgb', maxValues: [65535, 65535, 65535] });
-    expect((await dec('float')).info).toMatchObject({ channels: 3, bitsPerSample: 32, sampleFormat: 'float', minValues: [0, 0, 0], maxValues: [1, 1, 1] });
+    expect((await dec('rgb16')).info).toMatchObject({
+      channels: 3,
+      bitsPerSample: 16,
+      colourSpace: 'srgb',
+      maxValues: [65535, 65535, 65535],
+    });
+    expect((await dec('float')).info).toMatchObject({
+      channels: 3,
+      bitsPerSample: 32,
+      sampleFormat: 'float',
+      minValues: [0, 0, 0],
+      maxValues: [1, 1, 1],
+    });
     expect((await dec('greyJpeg')).info).toMatchObject({ channels: 1, bitsPerSample: 8, colourSpace: 'grey' });
     expect((await dec('bilevel')).info).toMatchObject({ channels: 1, bitsPerSample: 1, colourSpace: 'binary', compression: 'ccittfax4' });
   });
@@ -209,7 +220,8 @@ describe('readRegion', () => {
     const img = await d.readRegion(0, r);
     expect([img.channels, img.bitsPerSample, img.sampleFormat, img.data.length]).toEqual([1, 16, 'uint', 300 * 100 * 2]);
     const a = new Uint16Array(img.data.buffer, img.data.byteOffset, img.data.length / 2);
-    for (let y = 0; y < r.height; y += 7) for (let x = 0; x < r.width; x += 5) expect(a[y * r.width + x]).toBe(grey16Value(r.x + x, r.y + y));
+    for (let y = 0; y < r.height; y += 7)
+      for (let x = 0; x < r.width; x += 5) expect(a[y * r.width + x]).toBe(grey16Value(r.x + x, r.y + y));
     expect(a[a.length - 1]).toBe(grey16Value(549, 339));
   });
 
@@ -235,6 +247,37 @@ describe('readRegion', () => {
     const f = new Float32Array(img.data.buffer, img.data.byteOffset, img.data.length / 4);
     const expected = Array.from(sourceCrop(fx.source, r.x, r.y, r.width, r.height), (v) => v / 255);
     expect(diffStats(f, expected).max).toBeLessThan(1e-6);
+  });
+
+  it('grey float and grey uint32 return their stored values as float', async () => {
+    const r = { x: 250, y: 200, width: 100, height: 50 };
+    const red = Array.from(sourceCrop(fx.source, r.x, r.y, r.width, r.height).filter((_, i) => i % 3 === 0));
+    const f = await (await dec('greyFloat')).readRegion(0, r);
+    expect([f.channels, f.bitsPerSample, f.sampleFormat]).toEqual([1, 32, 'float']);
+    const fv = new Float32Array(f.data.buffer, f.data.byteOffset, f.data.length / 4);
+    expect(
+      diffStats(
+        fv,
+        red.map((v) => 0.5 * v + 0.25),
+      ).max,
+    ).toBe(0);
+    const u = await (await dec('greyU32')).readRegion(0, r);
+    expect([u.channels, u.bitsPerSample, u.sampleFormat]).toEqual([1, 32, 'float']);
+    const uv = new Float32Array(u.data.buffer, u.data.byteOffset, u.data.length / 4);
+    expect(
+      diffStats(
+        uv,
+        red.map((v) => v * 1_000_000),
+      ).max,
+    ).toBe(0);
+    expect((await dec('greyU32')).info).toMatchObject({ bitsPerSample: 32, sampleFormat: 'uint', maxValues: [4294967295] });
+  });
+
+  it('signed integer samples are refused up front as UNSUPPORTED_IMAGE', async () => {
+    const err = await tiffDecoder.open(fx.files.int16).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageServerError);
+    expect((err as ImageServerError).code).toBe('UNSUPPORTED_IMAGE');
+    expect((err as ImageServerError).message).not.toContain(fx.dir);
   });
 
   it('grey JPEG and bilevel return one channel', async () => {
