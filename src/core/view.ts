@@ -55,12 +55,60 @@ export type SizeSpec =
  */
 export type UpscaleRule = 'caret' | 'allowed';
 
+export type Colormap = 'hot' | 'cold' | 'jet' | 'blue' | 'green' | 'red';
+
+/**
+ * Pixel processing asked for by a request (IIP commands, IIIF extension qualities). Applied
+ * in one fixed order whatever order the commands came in (see src/image/process.ts).
+ * Every field is optional; an absent field means "leave the pixels alone".
+ */
+export interface Processing {
+  /** MINMAX: per-channel (index) or all-channel (-1) normalisation range overrides. */
+  readonly minmax?: ReadonlyArray<{ readonly channel: number; readonly min: number; readonly max: number }>;
+  /** SHD: hill shading of a surface-normal image, angles in degrees. */
+  readonly hillshade?: { readonly horizontal: number; readonly vertical: number };
+  /** CTW: colour twist matrix, one row per output channel. */
+  readonly twist?: ReadonlyArray<ReadonlyArray<number>>;
+  /** GAM: power on normalised values, or a logarithmic transform. */
+  readonly gamma?: number | 'log';
+  /** INV */
+  readonly invert?: boolean;
+  /** CMP: pseudo-colour map applied to the first channel. */
+  readonly colormap?: Colormap;
+  /** CNV: a square kernel of odd size (3×3 or 5×5), row-major. */
+  readonly convolution?: ReadonlyArray<number>;
+  /** CNT: contrast multiplier, or a histogram stretch or equalisation. */
+  readonly contrast?: number | 'stretch' | 'equalization';
+  /** Band selection for multispectral images (channel indices in output order). */
+  readonly bands?: ReadonlyArray<number>;
+  /** Output sample depth when the format allows it (PNG, TIFF); 8 by default. */
+  readonly bitDepth?: 8 | 16;
+}
+
 interface CommonView {
   readonly format: OutputFormat;
   readonly quality: Quality;
   readonly rotation: Rotation;
   /** Encoder quality asked for by the request (IIP QLT); undefined means the server default. */
   readonly encoderQuality?: number;
+  /** Pixel processing; undefined or empty means none. */
+  readonly processing?: Processing;
+  /** JPEG 2000 quality layers to decode (IIP LYR); undefined means the server default. */
+  readonly layers?: number;
+}
+
+/** True when a Processing asks for any change at all. */
+export function hasProcessing(p: Processing | undefined): boolean {
+  return p !== undefined && Object.values(p).some((v) => v !== undefined);
+}
+
+/** A stable text form of a Processing, for cache keys. */
+export function processingKey(p: Processing | undefined): string {
+  if (!hasProcessing(p)) return '';
+  const entries = Object.entries(p!)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => a.localeCompare(b));
+  return JSON.stringify(entries);
 }
 
 /** One tile of the pyramid: `level` counts from full resolution (0) downwards. */

@@ -13,7 +13,16 @@ import {
   type SizeLimits,
 } from '../core/geometry.js';
 import type { ImageInfo } from '../core/image-info.js';
-import type { OutputFormat, Quality, Rect, Rotation, ViewRequest } from '../core/view.js';
+import {
+  hasProcessing,
+  processingKey,
+  type OutputFormat,
+  type Processing,
+  type Quality,
+  type Rect,
+  type Rotation,
+  type ViewRequest,
+} from '../core/view.js';
 
 export interface RenderPlan {
   /** Pyramid level to read (0 = full resolution). */
@@ -27,6 +36,8 @@ export interface RenderPlan {
   readonly quality: Quality;
   readonly format: OutputFormat;
   readonly encoderQuality?: number;
+  readonly processing?: Processing;
+  readonly layers?: number;
   /** Set when the output is exactly one stored tile: enables the tile cache key and passthrough. */
   readonly tile?: { readonly col: number; readonly row: number };
   /** True when no pixel may change, so a stored encoded tile can be sent unchanged. */
@@ -47,7 +58,9 @@ function tilePlan(info: ImageInfo, view: ViewRequest, level: number, col: number
     view.rotation.degrees % 360 === 0 &&
     !view.rotation.mirror &&
     (view.quality === 'default' || view.quality === 'color') &&
-    view.encoderQuality === undefined;
+    view.encoderQuality === undefined &&
+    !hasProcessing(view.processing) &&
+    view.layers === undefined;
   return {
     level,
     rect,
@@ -57,6 +70,8 @@ function tilePlan(info: ImageInfo, view: ViewRequest, level: number, col: number
     quality: view.quality,
     format: view.format,
     encoderQuality: view.encoderQuality,
+    processing: view.processing,
+    layers: view.layers,
     tile: { col, row },
     passthroughCandidate: opts.codecPassthrough && untouched && view.format === 'jpg' && info.bitsPerSample === 8,
     key: planKey(level, rect, rect.width, rect.height, view),
@@ -65,7 +80,10 @@ function tilePlan(info: ImageInfo, view: ViewRequest, level: number, col: number
 
 function planKey(level: number, r: Rect, w: number, h: number, view: ViewRequest): string {
   const rot = `${view.rotation.mirror ? '!' : ''}${view.rotation.degrees}`;
-  return `L${level}:${r.x},${r.y},${r.width},${r.height}:${w}x${h}:${rot}:${view.quality}:${view.format}:${view.encoderQuality ?? ''}`;
+  return (
+    `L${level}:${r.x},${r.y},${r.width},${r.height}:${w}x${h}:${rot}:${view.quality}:${view.format}:` +
+    `${view.encoderQuality ?? ''}:${view.layers ?? ''}:${processingKey(view.processing)}`
+  );
 }
 
 export function planView(info: ImageInfo, view: ViewRequest, opts: PlanOptions): RenderPlan {
@@ -91,6 +109,8 @@ export function planView(info: ImageInfo, view: ViewRequest, opts: PlanOptions):
     quality: view.quality,
     format: view.format,
     encoderQuality: view.encoderQuality,
+    processing: view.processing,
+    layers: view.layers,
     passthroughCandidate: false,
     key: planKey(level, rect, out.width, out.height, view),
   };

@@ -41,11 +41,21 @@ export interface FormattedBody {
   readonly headers?: ReadonlyArray<readonly [string, string]>;
 }
 
+/**
+ * Which member of an image sequence or stack a request is for (IIP SDS, IIIF_DELIMITER).
+ * Absent means the default view: horizontal angle 0, vertical angle 90 (iipsrv's).
+ */
+export interface ImageMember {
+  readonly horizontal: number;
+  readonly vertical: number;
+}
+
 export type ProtocolAnswer =
   /** Metadata about one image: formatted once the image is open. */
   | {
       readonly kind: 'info';
       readonly identifier: string;
+      readonly member?: ImageMember;
       /** Part of the cache key: everything besides the image that changes the body. */
       readonly variant: string;
       format(info: ImageInfo): FormattedBody;
@@ -54,6 +64,7 @@ export type ProtocolAnswer =
   | {
       readonly kind: 'image';
       readonly identifier: string;
+      readonly member?: ImageMember;
       view(info: ImageInfo): ViewRequest;
       /** Extra response headers for the image (e.g. IIIF canonical Link). */
       headers?(info: ImageInfo, view: ViewRequest): ReadonlyArray<readonly [string, string]>;
