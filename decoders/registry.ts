@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { ImageServerError } from '../src/core/errors.js';
 import type { DecoderModule, ImageDecoder } from './decoder.js';
 import { tiffDecoder } from './tiff/index.js';
+import { fileError } from './file-error.js';
 
 /** Bytes handed to `sniff`; the contract promises at least 16 when the file has them. */
 const HEAD_BYTES = 16;
@@ -16,16 +17,6 @@ function isDecoderModule(x: unknown): x is DecoderModule {
   if (typeof x !== 'object' || x === null) return false;
   const m = x as Record<string, unknown>;
   return typeof m.name === 'string' && typeof m.sniff === 'function' && typeof m.open === 'function';
-}
-
-/** File-system failures as server errors; the path goes to the detail, never the message. */
-function fileError(err: unknown, path: string): ImageServerError {
-  if (err instanceof ImageServerError) return err;
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  const detail = `${path}: ${err instanceof Error ? err.message : String(err)}`;
-  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return new ImageServerError('NOT_FOUND', undefined, detail);
-  if (code === 'EACCES' || code === 'EPERM') return new ImageServerError('FORBIDDEN_PATH', undefined, detail);
-  return new ImageServerError('CORRUPT_IMAGE', undefined, detail);
 }
 
 export class DecoderRegistry {

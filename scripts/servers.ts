@@ -94,17 +94,19 @@ function track(proc: ChildProcess, port: number): Running {
   };
 }
 
-export async function startIipsrv(env: Record<string, string>, extraArgs: string[] = []): Promise<Running> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, [CLI, '--bind', `127.0.0.1:${port}`, ...extraArgs], {
-    env: childEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** Spawns a server that will listen on `port` and resolves once it accepts connections. */
+async function spawnListening(command: string, args: string[], env: Record<string, string>, port: number): Promise<Running> {
+  const proc = spawn(command, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   const running = track(proc, port);
   await waitForPort(port).catch((err: Error) => {
     throw new Error(`${err.message}\n${running.output()}`);
   });
   return running;
+}
+
+export async function startIipsrv(env: Record<string, string>, extraArgs: string[] = []): Promise<Running> {
+  const port = await freePort();
+  return spawnListening(process.execPath, [CLI, '--bind', `127.0.0.1:${port}`, ...extraArgs], env, port);
 }
 
 /**
@@ -114,15 +116,7 @@ export async function startIipsrv(env: Record<string, string>, extraArgs: string
 export async function startUnderSpawnFcgi(env: Record<string, string>, command: string[] = [process.execPath, CLI]): Promise<Running> {
   const spawnFcgi = requireTool('spawn-fcgi');
   const port = await freePort();
-  const proc = spawn(spawnFcgi, ['-n', '-a', '127.0.0.1', '-p', String(port), '--', ...command], {
-    env: childEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const running = track(proc, port);
-  await waitForPort(port).catch((err: Error) => {
-    throw new Error(`${err.message}\n${running.output()}`);
-  });
-  return running;
+  return spawnListening(spawnFcgi, ['-n', '-a', '127.0.0.1', '-p', String(port), '--', ...command], env, port);
 }
 
 /**

@@ -10,6 +10,7 @@ import type { ColourSpace, ImageInfo, Level, PhysicalResolution, SampleFormat } 
 import type { Rect } from '../../src/core/view.js';
 import { ImageServerError } from '../../src/core/errors.js';
 import { Ifd, TiffFile } from './ifd.js';
+import { fileError } from '../file-error.js';
 
 /** Tile size declared for untiled (striped) TIFFs; regions are still read with one extract. */
 const VIRTUAL_TILE = 256;
@@ -453,15 +454,6 @@ async function buildInfo(tiff: TiffFile, path: string): Promise<{ info: ImageInf
   return { info, levels, plan };
 }
 
-/** File-system failures as server errors; the path goes to the detail only. */
-function fileError(err: unknown, path: string): ImageServerError {
-  if (err instanceof ImageServerError) return err;
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  const detail = `${path}: ${err instanceof Error ? err.message : String(err)}`;
-  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return new ImageServerError('NOT_FOUND', undefined, detail);
-  if (code === 'EACCES' || code === 'EPERM') return new ImageServerError('FORBIDDEN_PATH', undefined, detail);
-  return new ImageServerError('CORRUPT_IMAGE', undefined, detail);
-}
 
 const MAGICS = [
   [0x49, 0x49, 0x2a, 0x00], // II*\0 classic little-endian

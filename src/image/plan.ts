@@ -62,19 +62,26 @@ function tilePlan(info: ImageInfo, view: ViewRequest, level: number, col: number
     !hasProcessing(view.processing) &&
     view.layers === undefined;
   return {
+    ...commonPlan(view, level, rect, rect.width, rect.height),
+    tile: { col, row },
+    passthroughCandidate: opts.codecPassthrough && untouched && view.format === 'jpg' && info.bitsPerSample === 8,
+  };
+}
+
+/** What every plan carries over from the view, with its level, rectangle and output size. */
+function commonPlan(view: ViewRequest, level: number, rect: Rect, width: number, height: number): Omit<RenderPlan, 'passthroughCandidate'> {
+  return {
     level,
     rect,
-    width: rect.width,
-    height: rect.height,
+    width,
+    height,
     rotation: view.rotation,
     quality: view.quality,
     format: view.format,
     encoderQuality: view.encoderQuality,
     processing: view.processing,
     layers: view.layers,
-    tile: { col, row },
-    passthroughCandidate: opts.codecPassthrough && untouched && view.format === 'jpg' && info.bitsPerSample === 8,
-    key: planKey(level, rect, rect.width, rect.height, view),
+    key: planKey(level, rect, width, height, view),
   };
 }
 
@@ -100,18 +107,5 @@ export function planView(info: ImageInfo, view: ViewRequest, opts: PlanOptions):
   if (tile) return tilePlan(info, view, tile.level, tile.col, tile.row, opts);
   const level = chooseLevel(info.levels, region, out);
   const rect = regionAtLevel(info.levels, level, region);
-  return {
-    level,
-    rect,
-    width: out.width,
-    height: out.height,
-    rotation: view.rotation,
-    quality: view.quality,
-    format: view.format,
-    encoderQuality: view.encoderQuality,
-    processing: view.processing,
-    layers: view.layers,
-    passthroughCandidate: false,
-    key: planKey(level, rect, out.width, out.height, view),
-  };
+  return { ...commonPlan(view, level, rect, out.width, out.height), passthroughCandidate: false };
 }

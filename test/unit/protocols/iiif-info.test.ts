@@ -2,67 +2,11 @@
 // image, pyramid and limit variations, rights escaping, and every way the id is built.
 
 import { describe, expect, it } from 'vitest';
-import type { ImageInfo, Level } from '../../../src/core/image-info.js';
-import type { ProtocolInput, ProtocolOptions } from '../../../src/protocols/protocol.js';
+import type { ImageInfo } from '../../../src/core/image-info.js';
 import { iiif } from '../../../src/protocols/iiif.js';
 import { iiifBaseUri, rightsOf } from '../../../src/protocols/iiif-info.js';
 import type { FormattedBody } from '../../../src/protocols/protocol.js';
-
-// --- fixtures: the spec's example image (2000×1400 RGB, four levels, 256×256 tiles) ---------
-
-function pyramid(sizes: ReadonlyArray<readonly [number, number]>, tile = 256): Level[] {
-  return sizes.map(([width, height]) => ({ width, height, tileWidth: tile, tileHeight: tile }));
-}
-
-const IMAGE: ImageInfo = {
-  format: 'tiff',
-  width: 2000,
-  height: 1400,
-  levels: pyramid([
-    [2000, 1400],
-    [1000, 700],
-    [500, 350],
-    [250, 175],
-  ]),
-  channels: 3,
-  bitsPerSample: 8,
-  sampleFormat: 'uint',
-  colourSpace: 'srgb',
-  compression: 'deflate',
-  minValues: [0, 0, 0],
-  maxValues: [255, 255, 255],
-  metadata: {},
-};
-
-const OPTIONS: ProtocolOptions = {
-  maxCvt: 5000,
-  allowUpscaling: true,
-  baseUrl: '',
-  iiifVersion: 3,
-  formats: ['jpg', 'png', 'webp'],
-  copyright: '',
-};
-
-interface InputOverrides {
-  via?: 'query' | 'path';
-  headers?: Record<string, string>;
-  https?: boolean;
-  requestUri?: string;
-  options?: Partial<ProtocolOptions>;
-}
-
-/** A request as the handler hands it over: URI_MAP `/iiif/<argument>` unless told otherwise. */
-function input(argument: string, o: InputOverrides = {}): ProtocolInput {
-  const via = o.via ?? 'path';
-  return {
-    argument,
-    via,
-    headers: o.headers ?? { host: 'localhost:8080' },
-    https: o.https ?? false,
-    requestUri: o.requestUri ?? (via === 'path' ? `/iiif/${argument}` : `/fcgi-bin/iipsrv.fcgi?IIIF=${argument}`),
-    options: { ...OPTIONS, ...o.options },
-  };
-}
+import { IMAGE, OPTIONS, input, pyramid, type InputOverrides } from './fixtures.js';
 
 // --- helpers ---------------------------------------------------------------------------------
 
