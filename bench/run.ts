@@ -1,14 +1,20 @@
 // `npm run bench`: wrk through nginx (keep-alive to the backend) against this server and, in
 // the same run, against Debian's iipsrv (iipimage-server) when it is installed. Prints
-// requests per second and p99 latency for both and their ratio. The image is a 20000×15000
-// JPEG-tiled pyramidal TIFF made once with sharp and kept in .bench-data/.
+// requests per second and p99 latency for both and their ratio. Then, in the same run:
+// `--workers 2` against one process on the tile workloads, and the shared-Memcached hit path
+// (tiles made by one instance, fetched from another whose RAM cache is off) against decoding
+// every time and against RAM hits. The image is a 20000×15000 JPEG-tiled pyramidal TIFF made
+// once with sharp and kept in .bench-data/.
 // Options: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 16).
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { makeSample } from '../scripts/make-sample.js';
-import { ROOT, requireTool, startIipsrv, startNginx, startUnderSpawnFcgi, type Running } from '../scripts/servers.js';
+import { parsePrometheus, sumOf } from '../src/metrics.js';
+import { fastcgiRequest } from '../src/status.js';
+import { ROOT, requireTool, startIipsrv, startMemcached, startNginx, startUnderSpawnFcgi, type Running } from '../scripts/servers.js';
 
 const W = 20000;
 const H = 15000;
@@ -63,12 +69,45 @@ request = function()
 end
 `;
 
+/**
+ * Random regions of 512 to 8192 pixels a side (aspect 1:2 to 2:1) anywhere in the image, each
+ * resized to 512 wide: the CVT road (level choice, region decode across tiles, resize, encode).
+ */
+const RANDOM_REGION_LUA = `
+math.randomseed(7)
+request = function()
+  local w = math.random(512, 8192)
+  local h = math.floor(w * (0.5 + 1.5 * math.random()))
+  if h > ${H} then h = ${H} end
+  local x = math.random(0, ${W} - w)
+  local y = math.random(0, ${H} - h)
+  return wrk.format("GET", "/fcgi-bin/iipsrv.fcgi?IIIF=/bench.tif/" .. x .. "," .. y .. "," .. w .. "," .. h .. "/512,/0/default.jpg")
+end
+`;
+
 const WORKLOADS: Workload[] = [
   { name: 'same tile repeated (cached)', path: '/fcgi-bin/iipsrv.fcgi?IIIF=/bench.tif/2560,2560,256,256/256,/0/default.jpg' },
   { name: 'random tiles, all levels', lua: RANDOM_TILE_LUA(false) },
   { name: 'random IIIF tiles, full resolution', lua: RANDOM_TILE_LUA(true) },
+  { name: 'random regions resized to 512,', lua: RANDOM_REGION_LUA },
   { name: 'info.json', path: '/fcgi-bin/iipsrv.fcgi?IIIF=/bench.tif/info.json' },
 ];
+
+/** 256 regions that straddle stored tiles, so making one means decoding and encoding. */
+const SHARED_COLS = 16;
+const SHARED_TILES = SHARED_COLS * 16;
+const sharedPath = (k: number): string =>
+  `/fcgi-bin/iipsrv.fcgi?IIIF=/bench.tif/${128 + (k % SHARED_COLS) * 256},${128 + Math.floor(k / SHARED_COLS) * 256},256,256/256,/0/default.jpg`;
+const SHARED_LUA = `
+local i = 0
+request = function()
+  local k = i % ${SHARED_TILES}
+  i = i + 1
+  local x = 128 + (k % ${SHARED_COLS}) * 256
+  local y = 128 + math.floor(k / ${SHARED_COLS}) * 256
+  return wrk.format("GET", "/fcgi-bin/iipsrv.fcgi?IIIF=/bench.tif/" .. x .. "," .. y .. ",256,256/256,/0/default.jpg")
+end
+`;
 
 function wrk(port: number, w: Workload, dir: string, seconds = SECONDS): Result {
   const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency'];
@@ -87,6 +126,14 @@ function wrk(port: number, w: Workload, dir: string, seconds = SECONDS): Result 
   const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
   return { rps, p99ms, errors };
+}
+
+const fmt = (r: Result | undefined): [string, string] =>
+  r ? [`${r.rps.toFixed(0)}${r.errors ? ` (${r.errors} err)` : ''}`, `${r.p99ms.toFixed(2)} ms`] : ['-', '-'];
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ')}\n`);
 }
 
 async function main(): Promise<void> {
@@ -125,12 +172,74 @@ async function main(): Promise<void> {
       if (refPort) wrk(refPort, w, data, 2);
       const a = wrk(oursNginx.port, w, data);
       const b = refPort ? wrk(refPort, w, data) : undefined;
-      const fmt = (r: Result | undefined): [string, string] =>
-        r ? [`${r.rps.toFixed(0)}${r.errors ? ` (${r.errors} err)` : ''}`, `${r.p99ms.toFixed(2)} ms`] : ['-', '-'];
       rows.push([w.name, ...fmt(a), ...fmt(b), b && b.rps > 0 ? `${(a.rps / b.rps).toFixed(2)}×` : '-']);
     }
-    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ')}\n`);
+    printTable(rows);
+
+    // --workers 2 against one process, same image, same nginx set-up.
+    const two = await startIipsrv(env, ['--workers', '2']);
+    started.push(two);
+    const twoNginx = await startNginx([two.port]);
+    started.push(twoNginx);
+    process.stdout.write(`\n--workers 2 against 1 (${os.availableParallelism()} cores; wrk and nginx run on the same machine)\n\n`);
+    const wrows: string[][] = [['workload', '1 worker req/s', 'p99', '2 workers req/s', 'p99', 'ratio']];
+    for (const w of WORKLOADS.filter((x) => x.name !== 'info.json')) {
+      wrk(oursNginx.port, w, data, 2);
+      wrk(twoNginx.port, w, data, 2);
+      const a = wrk(oursNginx.port, w, data);
+      const b = wrk(twoNginx.port, w, data);
+      wrows.push([w.name, ...fmt(a), ...fmt(b), a.rps > 0 ? `${(b.rps / a.rps).toFixed(2)}×` : '-']);
+    }
+    printTable(wrows);
+
+    // Shared Memcached: A makes the tiles, B (RAM cache off) fetches them from Memcached.
+    const mc = await startMemcached();
+    started.push(mc);
+    const shared = { ...env, MEMCACHED_SERVERS: `127.0.0.1:${mc.port}` };
+    const maker = await startIipsrv(shared);
+    started.push(maker);
+    const fetcher = await startIipsrv({ ...shared, MAX_IMAGE_CACHE_SIZE: '0' });
+    started.push(fetcher);
+    const nocache = await startIipsrv({ ...env, MAX_IMAGE_CACHE_SIZE: '0' });
+    started.push(nocache);
+    const [makerNginx, fetcherNginx, nocacheNginx] = [
+      await startNginx([maker.port]),
+      await startNginx([fetcher.port]),
+      await startNginx([nocache.port]),
+    ];
+    started.push(makerNginx, fetcherNginx, nocacheNginx);
+    for (let k = 0; k < SHARED_TILES; k++) {
+      const res = await fetch(`http://127.0.0.1:${makerNginx.port}${sharedPath(k)}`);
+      if (res.status !== 200) throw new Error(`warm-up of ${sharedPath(k)}: ${res.status}`);
+      await res.arrayBuffer();
+    }
+    await new Promise((r) => setTimeout(r, 200)); // the last fire-and-forget writes
+    const shw: Workload = { name: `${SHARED_TILES} regions in turn`, lua: SHARED_LUA };
+    process.stdout.write(`\nshared Memcached hit path: ${SHARED_TILES} 256×256 regions straddling stored tiles, made by instance A\n\n`);
+    wrk(nocacheNginx.port, shw, data, 2);
+    const made = wrk(nocacheNginx.port, shw, data);
+    const fromMc = wrk(fetcherNginx.port, shw, data);
+    const fromRam = wrk(makerNginx.port, shw, data);
+    const m = parsePrometheus(
+      (
+        await fastcgiRequest(
+          { host: '127.0.0.1', port: fetcher.port },
+          { QUERY_STRING: 'METRICS', REQUEST_URI: '/fcgi-bin/iipsrv.fcgi?METRICS' },
+        )
+      ).body.toString(),
+    );
+    const hits = sumOf(m, 'iipsrv_cache_hits_total', { tier: 'memcached' });
+    const misses = sumOf(m, 'iipsrv_cache_misses_total');
+    printTable([
+      ['path', 'req/s', 'p99', 'vs decoding'],
+      ['decode + encode every time (no cache)', ...fmt(made), '1.00×'],
+      [
+        `instance B from Memcached (${hits} hits, ${misses} misses)`,
+        ...fmt(fromMc),
+        made.rps > 0 ? `${(fromMc.rps / made.rps).toFixed(2)}×` : '-',
+      ],
+      ['instance A from its RAM', ...fmt(fromRam), made.rps > 0 ? `${(fromRam.rps / made.rps).toFixed(2)}×` : '-'],
+    ]);
   } finally {
     for (const s of started.reverse()) await s.stop();
   }

@@ -24,13 +24,32 @@ export interface EncodedTile {
   readonly data: Buffer;
 }
 
+/** Per-read choices that only some codecs act on; every field is optional and others ignore it. */
+export interface ReadOptions {
+  /**
+   * JPEG 2000 quality layers to decode (IIP `LYR`, RenderPlan.layers). Undefined or ≤ 0: the
+   * decoder's default from OpenOptions.maxLayers. Capped by MAX_LAYERS when that is positive.
+   */
+  readonly layers?: number;
+}
+
+/** Server-wide settings handed to every `open` (from the configuration). */
+export interface OpenOptions {
+  /**
+   * MAX_LAYERS (iipsrv): 0 = decode ceil(layers/2) unless a request asks for more; -1 = all
+   * layers; n > 0 = at most n. Default 0.
+   */
+  readonly maxLayers?: number;
+}
+
 export interface ImageDecoder {
   readonly info: ImageInfo;
   /**
    * Samples of `rect` (in the level's own pixel coordinates, already clipped to it) of pyramid
    * level `level` (0 = full resolution). Reads only the tiles that the rectangle touches.
+   * `options` is optional so that decoders written before it existed still satisfy the type.
    */
-  readRegion(level: number, rect: Rect): Promise<RawImage>;
+  readRegion(level: number, rect: Rect, options?: ReadOptions): Promise<RawImage>;
   /**
    * The stored bytes of one tile as a standalone file, or null when that tile cannot be passed
    * through (an edge tile, a codec or layout that needs decoding). Optional capability.
@@ -44,5 +63,10 @@ export interface DecoderModule {
   readonly name: string;
   /** True when the first bytes of a file (at least 16 when the file has them) are this format. */
   sniff(head: Buffer): boolean;
-  open(path: string): Promise<ImageDecoder>;
+  open(path: string, options?: OpenOptions): Promise<ImageDecoder>;
+  /**
+   * One line for the start-up log about how the module will work on this machine (e.g. that a
+   * slower fallback is in use), or undefined when there is nothing to say. Optional.
+   */
+  notice?(): string | undefined;
 }

@@ -1,12 +1,15 @@
 // The decoder registry: which DecoderModule opens a file, chosen by the file's first bytes
-// (never by its extension, like iipsrv §11.1). TIFF is built in; more modules can be
-// registered in code or loaded by module path/package name from DECODER_MODULES.
+// (never by its extension, like iipsrv §11.1). TIFF, JPEG 2000 and plain JPEG are built in;
+// more modules can be registered in code or loaded by module path/package name from
+// DECODER_MODULES.
 
 import { open as openFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ImageServerError } from '../src/core/errors.js';
-import type { DecoderModule, ImageDecoder } from './decoder.js';
+import type { DecoderModule, ImageDecoder, OpenOptions } from './decoder.js';
+import { jpeg2000Decoder } from './jpeg2000/index.js';
+import { jpegDecoder } from './jpeg/index.js';
 import { tiffDecoder } from './tiff/index.js';
 import { fileError } from './file-error.js';
 
@@ -22,9 +25,29 @@ function isDecoderModule(x: unknown): x is DecoderModule {
 export class DecoderRegistry {
   private readonly list: DecoderModule[] = [];
 
-  /** Starts with the built-in modules (TIFF) unless a list is given. */
-  constructor(modules: readonly DecoderModule[] = [tiffDecoder]) {
+  /**
+   * Starts with the built-in modules (TIFF, JPEG 2000) unless a list is given. `openOptions`
+   * (e.g. `{ maxLayers: config.maxLayers }`) is handed to every module's `open`.
+   */
+  constructor(
+    modules: readonly DecoderModule[] = [tiffDecoder, jpeg2000Decoder, jpegDecoder],
+    public openOptions: OpenOptions = {},
+  ) {
     for (const m of modules) this.register(m);
+  }
+
+  /** Start-up notices of the registered modules (e.g. a fallback decoder in use), to log. */
+  notices(): string[] {
+    const out: string[] = [];
+    for (const m of this.list) {
+      try {
+        const n = m.notice?.();
+        if (n) out.push(n);
+      } catch {
+        // a plug-in's broken notice must not stop the start-up
+      }
+    }
+    return out;
   }
 
   /** Registered modules, in the order they are tried. */
@@ -107,7 +130,7 @@ export class DecoderRegistry {
       throw new ImageServerError('UNSUPPORTED_IMAGE', 'Unsupported image type', `${path}: magic ${head.subarray(0, 8).toString('hex')}`);
     }
     try {
-      return await module.open(path);
+      return await module.open(path, this.openOptions);
     } catch (err) {
       if (err instanceof ImageServerError) throw err;
       throw fileError(err, path);

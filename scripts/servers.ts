@@ -1,5 +1,6 @@
 // Starts and stops the real servers that integration tests and the benchmark talk to: our iipsrv (FastCGI on
-// TCP or under spawn-fcgi) and nginx built from conf-examples/nginx.conf. Every server
+// TCP or under spawn-fcgi), nginx, Apache and lighttpd built from the files in conf-examples/
+// (only ports and paths substituted), Memcached, and a fake hung server. Every server
 // listens on 127.0.0.1 and a free port, and is stopped by the test that started it. A
 // missing tool is an error, not a skip: CI installs them all.
 
@@ -95,7 +96,7 @@ function track(proc: ChildProcess, port: number): Running {
 }
 
 /** Spawns a server that will listen on `port` and resolves once it accepts connections. */
-async function spawnListening(command: string, args: string[], env: Record<string, string>, port: number): Promise<Running> {
+export async function spawnListening(command: string, args: string[], env: Record<string, string>, port: number): Promise<Running> {
   const proc = spawn(command, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   const running = track(proc, port);
   await waitForPort(port).catch((err: Error) => {
@@ -171,4 +172,155 @@ ${site}
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A temporary folder that servers dropping privileges (Apache's www-data) can read. */
+export function readableTempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(dir, 0o755);
+  return dir;
+}
+
+/**
+ * An executable `iipsrv` that runs our CLI, for web servers that start the program themselves
+ * (Apache mod_fcgid, lighttpd bin-path, systemd's ExecStart, spawn-fcgi.sh).
+ */
+export function writeIipsrvWrapper(dir: string, name = 'iipsrv'): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, `#!/bin/sh\nexec '${process.execPath}' '${CLI}' "$@"\n`, { mode: 0o755 });
+  return file;
+}
+
+/** Memcached on 127.0.0.1 (TCP only); the given port, or a free one. */
+export async function startMemcached(port?: number): Promise<Running> {
+  const memcached = requireTool('memcached', ['memcached', '/usr/bin/memcached']);
+  const p = port ?? (await freePort());
+  // memcached refuses to run as root unless told which user to be.
+  const user = process.getuid?.() === 0 ? ['-u', 'root'] : [];
+  return spawnListening(memcached, ['-l', '127.0.0.1', '-p', String(p), '-U', '0', '-m', '64', ...user], {}, p);
+}
+
+/** A TCP server that accepts connections and never answers: a hung Memcached. */
+export async function startHungServer(): Promise<{ port: number; accepted(): number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  const server = net.createServer((s) => {
+    accepted++;
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted: () => accepted,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export type Replacements = ReadonlyArray<readonly [string | RegExp, string]>;
+
+/** An example file's text with ports and paths replaced; a pattern that is absent is an error. */
+export function exampleWith(exampleFile: string, replacements: Replacements): string {
+  let text = fs.readFileSync(path.join(ROOT, 'conf-examples', exampleFile), 'utf8');
+  for (const [from, to] of replacements) {
+    const found = typeof from === 'string' ? text.includes(from) : from.test(text);
+    if (!found) throw new Error(`conf-examples/${exampleFile} no longer contains ${String(from)}`);
+    text =
+      typeof from === 'string'
+        ? text.split(from).join(to)
+        : text.replace(new RegExp(from.source, from.flags.includes('g') ? from.flags : `${from.flags}g`), to);
+  }
+  return text;
+}
+
+function withLogs(running: Running, dir: string, cleanup: () => void): Running & { dir: string } {
+  return {
+    ...running,
+    dir,
+    output: () => {
+      let logs = running.output();
+      for (const f of ['error.log']) {
+        const file = path.join(dir, f);
+        if (fs.existsSync(file)) logs += `\n--- ${f}\n${fs.readFileSync(file, 'utf8')}`;
+      }
+      return logs;
+    },
+    stop: async () => {
+      await running.stop();
+      cleanup();
+    },
+  };
+}
+
+const APACHE_MODULES = '/usr/lib/apache2/modules';
+
+/**
+ * Apache 2.4 in the foreground with a private ServerRoot: the core modules a site needs, the
+ * given extra modules, and the example (after replacements) included as the site.
+ */
+export async function startApache(
+  exampleFile: string,
+  replacements: Replacements,
+  options: { modules: string[]; globalConfig?: (dir: string) => string },
+): Promise<Running & { dir: string; config: string }> {
+  const apache = requireTool('apache2', ['apache2', '/usr/sbin/apache2']);
+  const port = await freePort();
+  const dir = readableTempDir('iipsrv-apache-');
+  fs.mkdirSync(path.join(dir, 'htdocs'));
+  fs.mkdirSync(path.join(dir, 'run'));
+  const site = exampleWith(exampleFile, replacements);
+  fs.writeFileSync(path.join(dir, 'site.conf'), site);
+  const load = (m: string): string => `LoadModule ${m}_module ${APACHE_MODULES}/mod_${m}.so`;
+  // As root, Apache's children must become an ordinary user; Debian's is www-data.
+  const user = process.getuid?.() === 0 ? 'User www-data\nGroup www-data\n' : '';
+  const conf = `ServerRoot "${dir}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:${port}
+PidFile ${dir}/run/httpd.pid
+DefaultRuntimeDir ${dir}/run
+ErrorLog ${dir}/error.log
+LogLevel warn
+${user}${['mpm_event', 'authz_core', 'mime', 'alias', ...options.modules].map(load).join('\n')}
+TypesConfig /etc/mime.types
+DocumentRoot ${dir}/htdocs
+${options.globalConfig?.(dir) ?? ''}
+Include ${dir}/site.conf
+`;
+  fs.writeFileSync(path.join(dir, 'httpd.conf'), conf);
+  const check = spawnSync(apache, ['-t', '-f', path.join(dir, 'httpd.conf')], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`apache2 -t: ${check.stderr}${check.stdout}\n${conf}\n${site}`);
+  const running = await spawnListening(apache, ['-DFOREGROUND', '-f', path.join(dir, 'httpd.conf')], {}, port).catch((err: Error) => {
+    const log = path.join(dir, 'error.log');
+    throw new Error(`${err.message}\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`);
+  });
+  return { ...withLogs(running, dir, () => fs.rmSync(dir, { recursive: true, force: true })), config: site };
+}
+
+/** lighttpd in the foreground running the example (after replacements) with its own log. */
+export async function startLighttpd(
+  exampleFile: string,
+  replacements: (port: number, dir: string) => Replacements,
+): Promise<Running & { dir: string; config: string }> {
+  const lighttpd = requireTool('lighttpd', ['lighttpd', '/usr/sbin/lighttpd']);
+  const port = await freePort();
+  const dir = readableTempDir('iipsrv-lighttpd-');
+  fs.mkdirSync(path.join(dir, 'htdocs'));
+  const site = exampleWith(exampleFile, replacements(port, dir));
+  const conf = `server.document-root = "${dir}/htdocs"
+server.errorlog = "${dir}/error.log"
+${site}
+`;
+  fs.writeFileSync(path.join(dir, 'lighttpd.conf'), conf);
+  const check = spawnSync(lighttpd, ['-tt', '-f', path.join(dir, 'lighttpd.conf')], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`lighttpd -tt: ${check.stderr}${check.stdout}\n${conf}`);
+  const running = await spawnListening(lighttpd, ['-D', '-f', path.join(dir, 'lighttpd.conf')], {}, port).catch((err: Error) => {
+    const log = path.join(dir, 'error.log');
+    throw new Error(`${err.message}\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`);
+  });
+  return { ...withLogs(running, dir, () => fs.rmSync(dir, { recursive: true, force: true })), config: site };
 }

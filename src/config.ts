@@ -5,6 +5,7 @@
 
 import os from 'node:os';
 import path from 'node:path';
+import { parseMemcachedServers } from './cache/memcached.js';
 
 export type MappedProtocol = 'IIP' | 'IIIF' | 'Zoomify' | 'DeepZoom';
 
@@ -26,6 +27,25 @@ export interface Config {
   readonly pngQuality: number;
   readonly webpQuality: number;
   readonly avifQuality: number;
+  /** AVIF_CODEC: 0 auto, 1 aom, 2 rav1e, 3 svt (> 3 → 0). sharp's build has aom only. */
+  readonly avifCodec: number;
+  /**
+   * TIFF_COMPRESSION for TIFF output: 0 none, 1 LZW, 2 Deflate, 3 JPEG, 4 WebP, 5 Zstandard
+   * (written as Deflate: sharp's libtiff has no Zstandard encoder).
+   */
+  readonly tiffCompression: number;
+  /**
+   * TIFF_QUALITY (0–100; capped at 9 for Deflate, 19 for Zstandard, as iipsrv). Read and logged
+   * for compatibility only: libvips fixes the Deflate/LZW effort, and JPEG/WebP-compressed TIFF
+   * output takes QLT, else JPEG_QUALITY/WEBP_QUALITY (iipsrv's default of 1 would be unusable).
+   */
+  readonly tiffQuality: number;
+  /** WATERMARK: path of the watermark image; empty = none. */
+  readonly watermark: string;
+  /** WATERMARK_PROBABILITY, 0–1. */
+  readonly watermarkProbability: number;
+  /** WATERMARK_OPACITY, 0–1. */
+  readonly watermarkOpacity: number;
   /** Largest output side; -1 unlimited. */
   readonly maxCvt: number;
   readonly allowUpscaling: boolean;
@@ -41,12 +61,36 @@ export interface Config {
   readonly uriMap?: UriMap;
   readonly iiifVersion: number;
   readonly copyright: string;
+  /**
+   * MEMCACHED_SERVERS as given: `host[:port]` comma list. Empty (the default) = no Memcached
+   * tier. iipsrv's default `localhost` only applies to its builds with libmemcached; here a
+   * shared cache is something one asks for, so an install never probes a port it did not name.
+   */
   readonly memcachedServers: string;
+  /** Item expiry in seconds (MEMCACHED_TIMEOUT, as iipsrv). */
   readonly memcachedTimeout: number;
+  /** Memcached's item size limit (its `-I`); larger responses are not stored there. */
+  readonly memcachedMaxItemBytes: number;
+  /** Hard deadline of one Memcached lookup; a hung server costs at most this per request. */
+  readonly memcachedDeadlineMs: number;
+  /** How long to stop asking a failing Memcached before trying again (doubles up to 30 s). */
+  readonly memcachedRetrySeconds: number;
   readonly decoderModules: string;
   readonly maxLayers: number;
   /** Send IIP errors with status 200 as iipsrv does (IIP_ERROR_STATUS_200=1). */
   readonly iipErrorStatus200: boolean;
+  /** JPIP_PREFIX: URL path prefix served as JPIP (`/jpip/<target>`); empty = query routing only. */
+  readonly jpipPrefix: string;
+  /** JPIP_CACHE: folder for persisted JPIP packet indexes; empty = keep them in memory only. */
+  readonly jpipCache: string;
+  /** JPIP_SESSION_TIMEOUT: seconds a JPIP session may stay idle. */
+  readonly jpipSessionTimeout: number;
+  /** JPIP_MAX_SESSIONS: open JPIP sessions; a new one beyond it gets 503. */
+  readonly jpipMaxSessions: number;
+  /** JPIP_MAX_MODEL_SIZE in MB: memory for all sessions' cache models (oldest dropped beyond). */
+  readonly jpipMaxModelMb: number;
+  /** JPIP_MAX_RESPONSE in MB: largest JPIP response body (EOR 7 "response limit" beyond). */
+  readonly jpipMaxResponseMb: number;
 }
 
 export interface ConfigResult {
@@ -122,8 +166,29 @@ function parseUriMap(raw: string | undefined, warnings: string[]): UriMap | unde
   return { prefix: m[1], protocol };
 }
 
+/** Keeps the entries that parse; names the ones that do not. */
+function memcachedServers(r: Reader, raw: string | undefined): string {
+  const { servers, errors } = parseMemcachedServers(raw ?? '');
+  for (const e of errors) r.warnings.push(`MEMCACHED_SERVERS: ${e}; that entry is ignored`);
+  const list = servers.map((s) => (s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`)).join(',');
+  r.settings.push(['MEMCACHED_SERVERS', list === '' ? '(none: no Memcached tier)' : list]);
+  return list;
+}
+
+/** An integer code in 0…max; anything else is reported and becomes 0, as iipsrv does. */
+function codeOrZero(r: Reader, name: string, def: number, max: number): number {
+  const v = r.num(name, def, { integer: true });
+  if (v >= 0 && v <= max) return v;
+  r.warnings.push(`${name}: expected 0 to ${max} but received ${v}; using 0`);
+  r.settings[r.settings.length - 1] = [name, '0'];
+  return 0;
+}
+
 export function loadConfig(env: Env = process.env): ConfigResult {
   const r = new Reader(env);
+  // TIFF output: iipsrv rejects 5 (Zstandard) although its README documents it; we accept it.
+  const tiffCompression = codeOrZero(r, 'TIFF_COMPRESSION', 2, 5);
+  const tiffQualityCap = tiffCompression === 2 ? 9 : tiffCompression === 5 ? 19 : 100;
   const cacheMb = r.num('MAX_IMAGE_CACHE_SIZE', 10, { min: 0 });
   // iipsrv reads MAX_METADATA_CACHE_SIZE but documents MAX_IMAGE_METADATA_CACHE_SIZE: accept
   // both, the documented name winning when both are set.
@@ -146,6 +211,12 @@ export function loadConfig(env: Env = process.env): ConfigResult {
     pngQuality: r.num('PNG_QUALITY', 1, { integer: true, min: 0, max: 9 }),
     webpQuality: r.num('WEBP_QUALITY', 50, { integer: true, min: -1, max: 100 }),
     avifQuality: r.num('AVIF_QUALITY', 50, { integer: true, min: -1, max: 100 }),
+    avifCodec: codeOrZero(r, 'AVIF_CODEC', 0, 3),
+    tiffCompression,
+    tiffQuality: Math.min(r.num('TIFF_QUALITY', 1, { integer: true, min: 0, max: 100 }), tiffQualityCap),
+    watermark: r.str('WATERMARK', ''),
+    watermarkProbability: r.num('WATERMARK_PROBABILITY', 1, { min: 0, max: 1 }),
+    watermarkOpacity: r.num('WATERMARK_OPACITY', 1, { min: 0, max: 1 }),
     maxCvt,
     allowUpscaling: r.bool('ALLOW_UPSCALING', true),
     interpolation: r.num('INTERPOLATION', 1, { integer: true, min: 0, max: 3 }),
@@ -158,11 +229,20 @@ export function loadConfig(env: Env = process.env): ConfigResult {
     uriMap: parseUriMap(env.URI_MAP, r.warnings),
     iiifVersion,
     copyright: r.str('COPYRIGHT', ''),
-    memcachedServers: r.str('MEMCACHED_SERVERS', ''),
+    memcachedServers: memcachedServers(r, env.MEMCACHED_SERVERS),
     memcachedTimeout: r.num('MEMCACHED_TIMEOUT', 86400, { integer: true, min: 0 }),
+    memcachedMaxItemBytes: r.num('MEMCACHED_MAX_ITEM_SIZE', 1048576, { integer: true, min: 1024 }),
+    memcachedDeadlineMs: r.num('MEMCACHED_DEADLINE_MS', 40, { integer: true, min: 1, max: 10000 }),
+    memcachedRetrySeconds: r.num('MEMCACHED_RETRY_SECONDS', 5, { min: 0.1, max: 300 }),
     decoderModules: r.str('DECODER_MODULES', ''),
     maxLayers: r.num('MAX_LAYERS', 0, { integer: true, min: -1 }),
     iipErrorStatus200: r.bool('IIP_ERROR_STATUS_200', false),
+    jpipPrefix: r.str('JPIP_PREFIX', 'jpip').replace(/^\/+|\/+$/g, ''),
+    jpipCache: r.str('JPIP_CACHE', path.join(os.tmpdir(), 'iipsrv-jpip')),
+    jpipSessionTimeout: r.num('JPIP_SESSION_TIMEOUT', 300, { min: 1 }),
+    jpipMaxSessions: r.num('JPIP_MAX_SESSIONS', 1000, { integer: true, min: 1 }),
+    jpipMaxModelMb: r.num('JPIP_MAX_MODEL_SIZE', 64, { min: 1 }),
+    jpipMaxResponseMb: r.num('JPIP_MAX_RESPONSE', 32, { min: 0.01 }),
   };
   if (config.uriMap) r.settings.push(['URI_MAP', `${config.uriMap.prefix}=>${config.uriMap.protocol}`]);
   return { config, warnings: r.warnings, settings: r.settings };

@@ -2,6 +2,11 @@
 // opens the image safely, answers conditional requests, renders through the cache, and is
 // the only place where errors become responses (status from the error code registry, body
 // in the protocol's own form, never a path or a stack trace).
+//
+// Routing: a query string (or a POST body) is a list of IIP commands (iip-commands.ts). Its
+// one output command decides who answers: IIIF=, Zoomify= and DeepZoom= go to their modules
+// with the other IIP setters (processing, QLT, LYR, COL, SDS) applied to their views; every
+// other request is IIP's, including unknown commands (IIP error `2 2`).
 
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -10,13 +15,16 @@ import type { Config } from './config.js';
 import type { RequestHandler, ServerRequest, ServerResponse } from './handler-types.js';
 import { LOG, type Logger } from './log.js';
 import { protocolByName } from './protocols/index.js';
-import type { FormattedBody, Protocol, ProtocolInput, ProtocolOptions } from './protocols/protocol.js';
+import { iip, withIipSetters } from './protocols/iip.js';
+import { decodeValue, delegatedName, parseIipCommands, type IipCommands } from './protocols/iip-commands.js';
+import type { FormattedBody, Protocol, ProtocolAnswer, ProtocolInput, ProtocolOptions } from './protocols/protocol.js';
 import { cacheKey } from './cache/key.js';
 import type { CacheStore } from './cache/store.js';
 import type { ImageRegistry, ImageSource } from './image/registry.js';
-import { planView, type PlanOptions } from './image/plan.js';
-import { render, type EncoderSettings } from './image/render.js';
-import { resolveWithFallback } from './image/resolve.js';
+import { planView, type PlanOptions, type RenderPlan } from './image/plan.js';
+import { passthroughAllowed, render, renderSettings, settingsKey } from './image/render.js';
+import { resolveImage, type SequenceRules } from './image/sequence.js';
+import { JpipService } from './protocols/jpip/service.js';
 
 export const SERVER_NAME = 'iipsrv-ts/0.1.0';
 
@@ -40,6 +48,8 @@ export interface HandlerStats {
 type Headers = Array<[string, string]>;
 
 const ALLOW = 'GET, HEAD, POST, OPTIONS';
+/** Tiles of one TIL response rendered at the same time. */
+const TILES_IN_FLIGHT = 4;
 const INFO_MEMO_MAX = 1000;
 
 const HOME_PAGE = `<!DOCTYPE html>
@@ -52,39 +62,53 @@ interface Route {
   readonly name: string;
   readonly argument: string;
   readonly via: 'query' | 'path';
+  /** The whole request string (query, or POST body); for IIP's commands. */
+  readonly request: string;
+  /** IIP setters around a delegated IIIF=/Zoomify=/DeepZoom= command, applied to its answer. */
+  readonly setters?: IipCommands;
+  /** What the IIP commands ignored (later output commands, unusable values), for the log. */
+  readonly notes?: readonly string[];
 }
 
-/** Splits `a=1&b=2` at each `&` and each token at its first `=`, as iipsrv does. */
-function queryPairs(query: string): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (const token of query.split('&')) {
-    if (token === '') continue;
-    const eq = token.indexOf('=');
-    out.push(eq < 0 ? [token, token] : [token.slice(0, eq), token.slice(eq + 1)]);
-  }
-  return out;
-}
-
-export function routeRequest(req: ServerRequest, config: Config): Route | null {
+/**
+ * Which protocol answers a request. URI_MAP paths go to the mapped protocol (IIP takes the
+ * path as FIF and the query string as further commands). A query string — or the POST body
+ * when the query is empty — goes to IIIF, Zoomify or DeepZoom when that is its output command
+ * (iip-commands.ts, order rule), else to IIP. Null for an empty request (the home page).
+ */
+export function routeRequest(req: ServerRequest, config: Config, formats: readonly string[] = []): Route | null {
   const uriPath = req.requestUri.split('?')[0];
   const map = config.uriMap;
   if (map) {
     const base = map.prefix === '' ? '/' : `/${map.prefix}/`;
     if (uriPath.startsWith(base) || (map.prefix !== '' && uriPath === `/${map.prefix}`)) {
       const argument = uriPath.slice(base.length);
-      const name = map.protocol === 'IIP' ? 'FIF' : map.protocol;
-      return { protocol: protocolByName(map.protocol), name, argument, via: 'path' };
+      if (map.protocol === 'IIP') {
+        const commands = parseIipCommands(req.query, { formats, image: decodeValue(argument, false) });
+        const delegated = delegation(commands);
+        if (delegated) return { ...delegated, request: req.query };
+        return { protocol: iip, name: 'FIF', argument, via: 'path', request: req.query, notes: commands.notes };
+      }
+      return { protocol: protocolByName(map.protocol), name: map.protocol, argument, via: 'path', request: '' };
     }
   }
   let query = req.query;
   if (query === '' && req.method === 'POST' && req.body.length > 0) query = req.body.toString('latin1').trim();
   if (query === '') return null;
-  for (const [name, value] of queryPairs(query)) {
-    const protocol = protocolByName(name);
-    if (protocol) return { protocol, name, argument: value, via: 'query' };
-  }
-  const first = queryPairs(query)[0]?.[0] ?? query;
-  return { protocol: undefined, name: first, argument: query, via: 'query' };
+  const commands = parseIipCommands(query, { formats });
+  const delegated = delegation(commands);
+  if (delegated) return { ...delegated, request: query };
+  return { protocol: iip, name: 'IIP', argument: query, via: 'query', request: query, notes: commands.notes };
+}
+
+/** The IIIF/Zoomify/DeepZoom route when that is the request's output command. */
+function delegation(commands: IipCommands): Omit<Route, 'request'> | null {
+  const out = commands.output;
+  const name = out && delegatedName(out.command);
+  if (!out || !name || !('argument' in out)) return null;
+  // Unsupported commands around a delegated one (cache busters such as `&_=123`) do not stop it.
+  const notes = [...commands.notes, ...commands.errors.map((e) => `${e.argument} ignored: not an IIP command`)];
+  return { protocol: protocolByName(name), name, argument: out.argument, via: 'query', setters: commands, notes };
 }
 
 export function createHandler(deps: HandlerDeps): RequestHandler & { stats: HandlerStats } {
@@ -101,20 +125,21 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
     iiifVersion: config.iiifVersion,
     formats: deps.formats,
     copyright: config.copyright,
+    iipErrorStatus200: config.iipErrorStatus200,
   };
   const limit = config.maxCvt > 0 ? config.maxCvt : -1;
+  // Encoders, TIFF output, interpolation and the watermark (which also rules out passthrough).
+  const encoder = renderSettings(config);
   const planOptions: PlanOptions = {
     limits: { maxWidth: limit, maxHeight: limit, maxArea: limit > 0 ? limit * limit : 0, allowUpscaling: config.allowUpscaling },
-    codecPassthrough: config.codecPassthrough,
+    codecPassthrough: config.codecPassthrough && passthroughAllowed(encoder),
   };
-  const encoder: EncoderSettings = {
-    jpegQuality: config.jpegQuality,
-    pngQuality: config.pngQuality,
-    webpQuality: config.webpQuality,
-    avifQuality: config.avifQuality,
-    interpolation: config.interpolation,
+  const encoderKey = settingsKey(encoder);
+  const sequenceRules: SequenceRules = {
+    prefix: config.filesystemPrefix,
+    suffix: config.filesystemSuffix,
+    pattern: config.filenamePattern,
   };
-  const encoderKey = `q${encoder.jpegQuality},${encoder.pngQuality},${encoder.webpQuality},${encoder.avifQuality},i${encoder.interpolation}`;
   const corsHeaders: Headers = config.cors
     ? [
         ['Access-Control-Allow-Origin', config.cors],
@@ -123,6 +148,9 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
         ['Access-Control-Max-Age', '86400'],
       ]
     : [];
+
+  // JPIP (target=/cid=/cnew= requests, or paths under JPIP_PREFIX): sessions and packet indexes.
+  const jpip = new JpipService(config, logger);
 
   function respond(status: number, headers: Headers, body: Buffer, head: boolean): ServerResponse {
     const all: Headers = [['Server', SERVER_NAME], ['X-Powered-By', 'IIPImage'], ...headers];
@@ -140,7 +168,7 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
       ...corsHeaders,
     ];
     if (err.status === 405) headers.push(['Allow', ALLOW]);
-    return respond(err.status, headers, Buffer.from(formatted.body), head);
+    return respond(formatted.status ?? err.status, headers, Buffer.from(formatted.body), head);
   }
 
   function validators(src: ImageSource, variant: string): { lastModified: string; etag: string } {
@@ -165,12 +193,67 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
   async function serve(req: ServerRequest, route: Route, input: ProtocolInput, head: boolean): Promise<ServerResponse & { note?: string }> {
     const protocol = route.protocol;
     if (!protocol) throw new ImageServerError('BAD_REQUEST', `Unsupported request: ${route.name}`);
-    const answer = protocol.parse(input);
+    let answer: ProtocolAnswer = protocol.parse(input);
+    if (route.setters) answer = withIipSetters(answer, route.setters);
     if (answer.kind === 'redirect') {
       return respond(303, [['Location', answer.location], ...corsHeaders], Buffer.alloc(0), head);
     }
-    const file = await resolveWithFallback(answer.identifier, { prefix: config.filesystemPrefix, suffix: config.filesystemSuffix });
-    const src = await images.get(file);
+    if (answer.kind === 'fixed') {
+      // No image: no Last-Modified (iipsrv's empty one ended the headers early, §13 #10).
+      const extra = (answer.body.headers ?? []).map(([k, v]) => [k, v] as [string, string]);
+      const headers: Headers = [
+        ['Content-Type', answer.body.contentType],
+        ['Cache-Control', config.cacheControl],
+        ...corsHeaders,
+        ...extra,
+      ];
+      return respond(200, headers, Buffer.from(answer.body.body), head);
+    }
+    // A file, or the requested member (IIP SDS) of a FILENAME_PATTERN sequence (§11.5).
+    const { file, views } = await resolveImage(answer.identifier, answer.member, sequenceRules);
+    const src = await images.get(file, views);
+
+    if (answer.kind === 'samples') {
+      const { level, rect } = answer.region(src.info);
+      const { lastModified, etag } = validators(src, answer.variant);
+      const common: Headers = [
+        ['Last-Modified', lastModified],
+        ['Cache-Control', config.cacheControl],
+        ['ETag', etag],
+      ];
+      if (notModified(req, src, etag)) return respond(304, [...common, ...corsHeaders], Buffer.alloc(0), true);
+      const raw = await src.decoder.readRegion(level, rect, answer.layers !== undefined ? { layers: answer.layers } : undefined);
+      const formatted = answer.format(raw, src.info);
+      const extra = (formatted.headers ?? []).map(([k, v]) => [k, v] as [string, string]);
+      const headers: Headers = [['Content-Type', formatted.contentType], ...common, ...corsHeaders, ...extra];
+      return respond(200, headers, Buffer.from(formatted.body), head);
+    }
+
+    if (answer.kind === 'tiles') {
+      const plans = answer.views(src.info).map((v) => planView(src.info, v, planOptions));
+      const { lastModified, etag } = validators(src, plans.map((p) => p.key).join('|'));
+      const common: Headers = [
+        ['Last-Modified', lastModified],
+        ['Cache-Control', config.cacheControl],
+        ['ETag', etag],
+      ];
+      if (notModified(req, src, etag)) return respond(304, [...common, ...corsHeaders], Buffer.alloc(0), true);
+      // Each tile goes through the same cache and passthrough as a single tile; a few at a time
+      // so that one large TIL neither serialises nor floods sharp's thread pool.
+      const bodies: Buffer[] = new Array<Buffer>(plans.length);
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < plans.length) {
+          const i = next++;
+          bodies[i] = (await renderCached(src, plans[i])).entry.body;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(TILES_IN_FLIGHT, plans.length) }, worker));
+      const out = answer.combine(bodies, src.info);
+      const extra = (out.headers ?? []).map(([k, v]) => [k, v] as [string, string]);
+      const headers: Headers = [['Content-Type', out.contentType], ...common, ...corsHeaders, ...extra];
+      return { ...respond(200, headers, out.body, head), note: `${plans.length} tiles` };
+    }
 
     if (answer.kind === 'info') {
       const { lastModified, etag } = validators(src, answer.variant);
@@ -209,27 +292,31 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
       return respond(304, h, Buffer.alloc(0), true);
     }
 
-    const key = cacheKey(src.file, `${plan.key}|${encoderKey}`);
-    let note = 'hit';
-    let entry = await cache.get(key);
-    if (entry) {
-      stats.cacheHits++;
-    } else {
-      const out = await render(src.decoder, plan, encoder);
-      entry = { contentType: out.contentType, body: out.body };
-      if (out.passthrough) stats.passthrough++;
-      else stats.renders++;
-      note = out.passthrough ? 'passthrough' : 'render';
-      await cache.set(key, entry);
-    }
+    const { entry, note } = await renderCached(src, plan);
     const headers: Headers = [['Content-Type', entry.contentType], ...common, ...corsHeaders, ...extra];
-    if (!plan.tile) {
+    if (!plan.tile && !answer.isTile) {
       const stem = path.basename(src.file.path).replace(/\.[^.]*$/, '');
       const disposition = req.method === 'POST' ? 'attachment' : 'inline';
       headers.push(['Content-Disposition', `${disposition}; filename="${stem}_${plan.width}x${plan.height}.${plan.format}"`]);
     }
     overrideCacheControl(headers);
     return { ...respond(200, headers, entry.body, head), note };
+  }
+
+  /** The encoded output of a plan, from the cache or rendered (and then cached). */
+  async function renderCached(src: ImageSource, plan: RenderPlan): Promise<{ entry: { contentType: string; body: Buffer }; note: string }> {
+    const key = cacheKey(src.file, `${plan.key}|${encoderKey}`);
+    const hit = await cache.get(key);
+    if (hit) {
+      stats.cacheHits++;
+      return { entry: hit, note: 'hit' };
+    }
+    const out = await render(src.decoder, plan, encoder);
+    const entry = { contentType: out.contentType, body: out.body };
+    if (out.passthrough) stats.passthrough++;
+    else stats.renders++;
+    await cache.set(key, entry);
+    return { entry, note: out.passthrough ? 'passthrough' : 'render' };
   }
 
   /** A protocol's own Cache-Control (e.g. `private` for a negotiated IIIF version) wins. */
@@ -253,8 +340,15 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
         res = respond(204, [['Allow', ALLOW], ['Cache-Control', config.cacheControl], ...corsHeaders], Buffer.alloc(0), true);
       } else if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') {
         throw new ImageServerError('METHOD_NOT_ALLOWED', `Method ${req.method} is not allowed`);
+      } else if (jpip.matches(req)) {
+        // JPIP takes its own road after the handler: data-bins from the packet index, not pixels.
+        const out = await jpip.handle(req, head);
+        res = { ...respond(out.status, [...out.headers, ...corsHeaders], out.body, head), note: out.note };
       } else {
-        route = routeRequest(req, config);
+        route = routeRequest(req, config, deps.formats);
+        if (route?.notes?.length && logger.verbosity >= LOG.DETAIL) {
+          for (const n of route.notes) logger.log(LOG.DETAIL, `${req.requestUri}: ${n}`);
+        }
         if (!route) {
           res = respond(
             200,
@@ -272,6 +366,7 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
             headers: req.headers,
             https: req.https,
             requestUri: req.requestUri,
+            request: route.request,
             options: protocolOptions,
           };
           res = await serve(req, route, input, head);

@@ -1,7 +1,8 @@
 // The TIFF decoder module: turns a TIFF's structure (read by ./ifd.ts) into ImageInfo —
 // pyramid levels, samples, colour space, metadata — decodes regions through sharp (libvips
-// decodes only the tiles a region touches), and hands out stored JPEG/WebP tiles unchanged
-// for passthrough. Level rules follow iipsrv (iipsrv-behaviour.md §11.2), without its bugs
+// decodes only the tiles a region touches), or through ./samples.ts for the layouts libvips
+// would reinterpret (CIELAB, more bands than colour + alpha), and hands out stored JPEG/WebP
+// tiles unchanged for passthrough. Level rules follow iipsrv (iipsrv-behaviour.md §11.2), without its bugs
 // (TileLength is read for the tile height; palette images are RGB throughout).
 
 import sharp, { type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
@@ -10,6 +11,7 @@ import type { ColourSpace, ImageInfo, Level, PhysicalResolution, SampleFormat } 
 import type { Rect } from '../../src/core/view.js';
 import { ImageServerError } from '../../src/core/errors.js';
 import { Ifd, TiffFile } from './ifd.js';
+import { labToFloat, PREDICTOR_TAG, rawCodecSupported, readSampleBlock, type SampleLayout } from './samples.js';
 import { fileError } from '../file-error.js';
 
 /** Tile size declared for untiled (striped) TIFFs; regions are still read with one extract. */
@@ -56,6 +58,12 @@ interface DecodePlan {
    * §7.1); uint32 grey 'b-w', uint32 RGB none ('scrgb' would clip it to 1.0).
    */
   readonly colourspace: 'b-w' | 'srgb' | 'grey16' | 'rgb16' | 'scrgb' | null;
+  /**
+   * Set when samples are read by ./samples.ts instead of sharp: CIELAB (libvips would convert
+   * it to sRGB; the server does that itself, as iipsrv §11.4) and multi-band images (libvips
+   * takes extra bands for alpha and expands grey to RGB, peers.md §7.1).
+   */
+  readonly raw?: { readonly bits: 8 | 16 | 32; readonly float: boolean; readonly lab?: number };
 }
 
 /** Where sharp finds one pyramid level. */
@@ -66,6 +74,8 @@ interface LevelSource {
   readonly input: SharpOptions;
   /** Index into IFD0's SubIFDs, for SubIFD pyramid levels. */
   readonly subifd?: number;
+  /** TIFF Predictor of this IFD (only read for the raw sample path). */
+  readonly predictor?: number;
 }
 
 /**
@@ -185,8 +195,11 @@ function planFor(ifd: Ifd, path: string): { plan: DecodePlan; colourSpace: Colou
   if (fmt === 3 && bits !== 32) throw unsupported(`${bits}-bit floating point samples`, detail(`float ${bits}`));
   // Signed integers: libvips takes signed 16-bit grey for grey16 and rescales it on output, so
   // the stored values cannot be delivered reliably; refuse rather than serve wrong numbers.
-  if (fmt === 2) throw unsupported('signed integer samples', detail(`format ${fmt} bits ${bits}`));
-  if (fmt !== 1 && fmt !== 3) throw unsupported('sample format', detail(`format ${fmt}`));
+  // CIELAB is the exception: its a*/b* are signed by definition, and libvips writes 16-bit
+  // CIELAB with SampleFormat 2 for all three samples (L is still stored unsigned).
+  const lab = photometric === 8 || photometric === 9 || photometric === 10;
+  if (fmt === 2 && !lab) throw unsupported('signed integer samples', detail(`format ${fmt} bits ${bits}`));
+  if (fmt !== 1 && fmt !== 3 && !(lab && fmt === 2)) throw unsupported('sample format', detail(`format ${fmt}`));
   if (bits === 1 && spp !== 1) throw unsupported('multi-sample bilevel image', detail(`spp ${spp}`));
 
   let colourSpace: ColourSpace;
@@ -206,12 +219,17 @@ function planFor(ifd: Ifd, path: string): { plan: DecodePlan; colourSpace: Colou
       channels = 3;
       break;
     case 8:
-    case 9:
-    case 10: // CIELAB: libvips converts to sRGB; delivered as 8-bit sRGB for now
+    case 9: // CIELAB / ICCLab: read raw, delivered as float L*, a*, b* (+ extra samples)
+      if (photometric === 8 || photometric === 9) {
+        if (spp < 3) throw unsupported(`CIELAB with ${spp} samples`, detail(`photometric ${photometric}`));
+        if (bits === 1 || (bits === 32 && fmt !== 3)) throw unsupported(`${bits}-bit CIELAB`, detail(`bits ${bits} format ${fmt}`));
+      }
       grey = false;
       colourSpace = 'cielab';
-      channels = 3 + Math.max(0, spp - 3);
+      channels = spp;
       break;
+    case 10: // ITULab (fax encoding): its ranges are set by a Decode tag we do not read
+      throw unsupported('ITU L*a*b* (photometric 10)', detail('photometric 10'));
     case 5: // separated (CMYK): converted to sRGB
       grey = false;
       colourSpace = 'srgb';
@@ -222,10 +240,27 @@ function planFor(ifd: Ifd, path: string): { plan: DecodePlan; colourSpace: Colou
       grey = false;
       colourSpace = 'srgb';
   }
-  // 32-bit unsigned integers are delivered as float with their values kept. CIELAB and palette
-  // images go through libvips' conversion to 8-bit sRGB.
+  // Multi-band: more samples than grey + alpha or RGB + alpha. These and CIELAB are read raw.
+  const multiband = (grey && bits !== 1 && spp > 2) || (photometric === 2 && spp > 4);
+  if (colourSpace === 'cielab' || multiband) {
+    if (!rawCodecSupported(ifd.compression)) {
+      throw unsupported(
+        `${compressionName(ifd.compression)} compression for ${colourSpace === 'cielab' ? 'CIELAB' : `${spp}-band`} images`,
+        detail(`compression ${ifd.compression}, photometric ${photometric}, ${spp} samples`),
+      );
+    }
+    const rbits = bits as 8 | 16 | 32;
+    const plan: DecodePlan = {
+      depth: colourSpace === 'cielab' ? 32 : rbits,
+      colourspace: null,
+      raw: { bits: rbits, float: fmt === 3, ...(colourSpace === 'cielab' ? { lab: photometric } : {}) },
+    };
+    return { plan, colourSpace, channels };
+  }
+  // 32-bit unsigned integers are delivered as float with their values kept. Palette images go
+  // through libvips' conversion to 8-bit sRGB.
   let depth: 8 | 16 | 32 = bits <= 8 ? 8 : bits === 16 ? 16 : 32;
-  if (colourSpace === 'cielab' || photometric === 3) depth = 8;
+  if (photometric === 3) depth = 8;
   let colourspace: DecodePlan['colourspace'];
   if (depth === 8) colourspace = grey ? 'b-w' : 'srgb';
   else if (depth === 16) colourspace = grey ? 'grey16' : 'rgb16';
@@ -258,6 +293,7 @@ class TiffDecoder implements ImageDecoder {
     if (!ok || x + width > src.level.width || y + height > src.level.height) {
       throw new ImageServerError('BAD_REGION', undefined, `${this.path}: level ${level} rect ${JSON.stringify(rect)}`);
     }
+    if (this.plan.raw) return this.readRaw(src, level, rect);
     let img = sharpFor(this.path, src).extract({ left: x, top: y, width, height });
     const { depth, colourspace } = this.plan;
     if (colourspace) img = img.toColourspace(colourspace);
@@ -289,6 +325,42 @@ class TiffDecoder implements ImageDecoder {
       channels: info.channels,
       bitsPerSample: depth,
       sampleFormat: depth === 32 ? 'float' : 'uint',
+    };
+  }
+
+  /** The raw sample path (CIELAB, multi-band): stored values, every band in its place. */
+  private async readRaw(src: LevelSource, level: number, rect: Rect): Promise<RawImage> {
+    const raw = this.plan.raw!;
+    const layout: SampleLayout = {
+      samplesPerPixel: src.ifd.samplesPerPixel,
+      bits: raw.bits,
+      float: raw.float,
+      compression: src.ifd.compression,
+      predictor: src.predictor ?? 1,
+      littleEndian: this.tiff.littleEndian,
+    };
+    const where = `${this.path}: level ${level} rect ${rect.x},${rect.y},${rect.width},${rect.height}`;
+    const block = await readSampleBlock(src.ifd, layout, rect, where);
+    let data: Buffer;
+    let bits: 8 | 16 | 32 = raw.bits;
+    if (raw.lab !== undefined) {
+      const f = labToFloat(block, raw.bits, raw.lab);
+      data = Buffer.from(f.buffer, f.byteOffset, f.byteLength);
+      bits = 32;
+    } else if (raw.bits === 32 && !raw.float) {
+      // uint32 as float with its values kept, like the sharp path.
+      const f = Float32Array.from(block.data);
+      data = Buffer.from(f.buffer, f.byteOffset, f.byteLength);
+    } else {
+      data = Buffer.from(block.data.buffer, block.data.byteOffset, block.data.byteLength);
+    }
+    return {
+      data,
+      width: rect.width,
+      height: rect.height,
+      channels: block.channels,
+      bitsPerSample: bits,
+      sampleFormat: bits === 32 ? 'float' : 'uint',
     };
   }
 
@@ -395,7 +467,15 @@ function isWebp(b: Buffer): boolean {
 async function buildInfo(tiff: TiffFile, path: string): Promise<{ info: ImageInfo; levels: LevelSource[]; plan: DecodePlan }> {
   const ifd0 = tiff.ifds[0];
   const { plan, colourSpace, channels } = planFor(ifd0, path);
-  const levels = await findLevels(tiff, path);
+  let levels = await findLevels(tiff, path);
+  if (plan.raw) {
+    // The raw path decompresses itself: keep the levels whose codec it knows, with their predictor.
+    levels = await Promise.all(
+      levels
+        .filter((l, i) => i === 0 || rawCodecSupported(l.ifd.compression))
+        .map(async (l) => ({ ...l, predictor: (await l.ifd.values(PREDICTOR_TAG))?.[0] ?? 1 })),
+    );
+  }
   const bits = ifd0.bitsPerSample[0];
   const fmt = ifd0.sampleFormat[0];
   const sampleFormat: SampleFormat = fmt === 3 ? 'float' : fmt === 2 ? 'int' : 'uint';
@@ -453,7 +533,6 @@ async function buildInfo(tiff: TiffFile, path: string): Promise<{ info: ImageInf
   };
   return { info, levels, plan };
 }
-
 
 const MAGICS = [
   [0x49, 0x49, 0x2a, 0x00], // II*\0 classic little-endian

@@ -22,6 +22,12 @@ export interface PhysicalResolution {
   readonly unit: 'cm' | 'in';
 }
 
+/** The views of an image sequence (§11.5): angles in degrees, ascending. */
+export interface ImageViews {
+  readonly horizontal: readonly number[];
+  readonly vertical: readonly number[];
+}
+
 export interface ImageInfo {
   /** Decoder that opened the file, e.g. `tiff`. */
   readonly format: string;
@@ -41,4 +47,9 @@ export interface ImageInfo {
   readonly resolution?: PhysicalResolution;
   /** Textual metadata by iipsrv's names: title, creator, rights, description, date, ... */
   readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * Set when the image is a member of a FILENAME_PATTERN sequence: the horizontal and vertical
+   * angles that exist (IIP `Horizontal-views`, `Vertical-views`). Absent for plain files.
+   */
+  readonly views?: ImageViews;
 }

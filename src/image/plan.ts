@@ -64,7 +64,9 @@ function tilePlan(info: ImageInfo, view: ViewRequest, level: number, col: number
   return {
     ...commonPlan(view, level, rect, rect.width, rect.height),
     tile: { col, row },
-    passthroughCandidate: opts.codecPassthrough && untouched && view.format === 'jpg' && info.bitsPerSample === 8,
+    // CIELAB is converted by the server (§11.4): its stored tiles are never sent as they are.
+    passthroughCandidate:
+      opts.codecPassthrough && untouched && view.format === 'jpg' && info.bitsPerSample === 8 && info.colourSpace !== 'cielab',
   };
 }
 

@@ -1,11 +1,11 @@
-// Open images, memoised by real path, size and modification time, so the structure of a
-// pyramid is parsed once and a replaced file is reopened. Bounded in count
+// Open images, memoised by real path, size and modification time (and sequence views), so the
+// structure of a pyramid is parsed once and a replaced file is reopened. Bounded in count
 // (MAX_METADATA_CACHE_SIZE) with least-recently-used eviction; concurrent opens of one file
 // share a single open.
 
 import type { DecoderRegistry } from '../../decoders/registry.js';
 import type { ImageDecoder } from '../../decoders/decoder.js';
-import type { ImageInfo } from '../core/image-info.js';
+import type { ImageInfo, ImageViews } from '../core/image-info.js';
 import { ImageServerError } from '../core/errors.js';
 import type { ResolvedFile } from './resolve.js';
 
@@ -26,8 +26,13 @@ export class ImageRegistry {
     if (maxEntries === 0) this.maxEntries = 1;
   }
 
-  async get(file: ResolvedFile): Promise<ImageSource> {
-    const key = `${file.path}\0${file.size}\0${file.mtimeMs}`;
+  /**
+   * The open image for `file`. `views` (sequences) become part of its ImageInfo and of the memo
+   * key, so a sequence that gains a member is described anew.
+   */
+  async get(file: ResolvedFile, views?: ImageViews): Promise<ImageSource> {
+    const viewsKey = views ? `${views.horizontal.join(',')}/${views.vertical.join(',')}` : '';
+    const key = `${file.path}\0${file.size}\0${file.mtimeMs}\0${viewsKey}`;
     const hit = this.open.get(key);
     if (hit) {
       this.open.delete(key);
@@ -35,7 +40,7 @@ export class ImageRegistry {
       return hit;
     }
     const opening = this.decoders.open(file.path).then(
-      (decoder) => ({ file, decoder, info: decoder.info }),
+      (decoder) => ({ file, decoder, info: views ? { ...decoder.info, views } : decoder.info }),
       (err: unknown) => {
         this.open.delete(key);
         if (err instanceof ImageServerError) throw err;

@@ -126,7 +126,16 @@ function sizesAndTiles(info: ImageInfo): { sizes: Size[]; tiles: object[] } {
 export function infoV3(info: ImageInfo, id: string, options: ProtocolOptions): Record<string, unknown> {
   const features = ['regionByPct', 'regionSquare', 'sizeByPct', 'sizeByConfinedWh', 'sizeByWh'];
   if (options.allowUpscaling) features.push('sizeUpscaling');
-  features.push('rotationBy90s', 'mirroring', 'baseUriRedirect', 'canonicalLinkHeader', 'profileLinkHeader', 'cors', 'jsonldMediaType');
+  features.push(
+    'rotationBy90s',
+    'rotationArbitrary',
+    'mirroring',
+    'baseUriRedirect',
+    'canonicalLinkHeader',
+    'profileLinkHeader',
+    'cors',
+    'jsonldMediaType',
+  );
   const rights = rightsOf(info, options);
   const service = physdim(info);
   return {
@@ -154,7 +163,16 @@ export function infoV2(info: ImageInfo, id: string, options: ProtocolOptions): R
   // what we add over iipsrv.
   const supports = ['regionByPct', 'regionSquare', 'sizeByConfinedWh', 'sizeByForcedWh', 'sizeByDistortedWh', 'sizeByWh'];
   if (options.allowUpscaling) supports.push('sizeAboveFull');
-  supports.push('rotationBy90s', 'mirroring', 'baseUriRedirect', 'canonicalLinkHeader', 'profileLinkHeader', 'cors', 'jsonldMediaType');
+  supports.push(
+    'rotationBy90s',
+    'rotationArbitrary',
+    'mirroring',
+    'baseUriRedirect',
+    'canonicalLinkHeader',
+    'profileLinkHeader',
+    'cors',
+    'jsonldMediaType',
+  );
   const rights = rightsOf(info, options);
   const service = physdim(info);
   return {

@@ -95,18 +95,17 @@ function dimension(p: string, bad: (why?: string) => ImageServerError): number {
   return n;
 }
 
-const QUARTER_TURNS = new Set([0, 90, 180, 270, 360]);
-
-/** `0`, `90`, `180`, `270`, `360` (≡ 0), optionally `!`-prefixed for mirroring. */
+/**
+ * Any angle from 0 to 360 degrees, decimals allowed (IIIF `rotationArbitrary`), optionally
+ * `!`-prefixed for mirroring. 360 is the same as 0; `-0` is 0; other signs are refused.
+ */
 export function parseRotation(rotation: string): Rotation {
   const mirror = rotation.startsWith('!');
   const s = mirror ? rotation.slice(1) : rotation;
   if (!SIGNED_DECIMAL.test(s)) throw new ImageServerError('BAD_ROTATION', 'IIIF: invalid rotation');
   const n = Number(s);
-  if (!QUARTER_TURNS.has(n)) {
-    // Arbitrary angles are a planned feature; until then a number we cannot do is a 400 with
-    // iipsrv's wording, so clients see the same message as before.
-    throw new ImageServerError('BAD_ROTATION', 'IIIF: currently implemented rotation angles are 0, 90, 180 and 270 degrees');
+  if (!(n >= 0 && n <= 360) && !Object.is(n, -0)) {
+    throw new ImageServerError('BAD_ROTATION', `IIIF: rotation must be between 0 and 360 degrees: ${rotation}`);
   }
   // `+ 0` turns the -0 of `-0` into 0.
   return { degrees: (n % 360) + 0, mirror };

@@ -1,10 +1,11 @@
 // The shape every protocol module has. A protocol is pure: it parses its part of a request
-// into a neutral answer (metadata to format, a view to render, a redirect) and formats
-// metadata and errors. It never touches files, caches or sockets.
+// into a neutral answer (metadata to format, a view to render, several views to combine, raw
+// samples to format, a fixed body, a redirect) and formats metadata and errors. It never
+// touches files, caches or sockets; the handler does the I/O each answer kind asks for.
 
 import type { ImageServerError } from '../core/errors.js';
 import type { ImageInfo } from '../core/image-info.js';
-import type { ViewRequest } from '../core/view.js';
+import type { Rect, ViewRequest } from '../core/view.js';
 
 /** Server settings that change how protocols parse and format. */
 export interface ProtocolOptions {
@@ -19,6 +20,8 @@ export interface ProtocolOptions {
   readonly formats: readonly string[];
   /** COPYRIGHT: rights statement when the image has none. */
   readonly copyright: string;
+  /** IIP_ERROR_STATUS_200: send IIP `Error/` bodies with status 200 as iipsrv did (default 400). */
+  readonly iipErrorStatus200?: boolean;
 }
 
 /** What a protocol sees of the HTTP request besides its own argument. */
@@ -31,6 +34,11 @@ export interface ProtocolInput {
   readonly https: boolean;
   /** REQUEST_URI as sent. */
   readonly requestUri: string;
+  /**
+   * The whole request string (the query string, or the POST body when the query is empty), for
+   * protocols made of several commands (IIP). In URI_MAP mode it is the query string, if any.
+   */
+  readonly request?: string;
   readonly options: ProtocolOptions;
 }
 
@@ -39,6 +47,31 @@ export interface FormattedBody {
   readonly body: string;
   /** Extra response headers (e.g. Link, Cache-Control: private for a negotiated version). */
   readonly headers?: ReadonlyArray<readonly [string, string]>;
+  /**
+   * Status for an error body when it must differ from the error code's (IIP_ERROR_STATUS_200
+   * keeps iipsrv's 200 for IIP `Error/` bodies). Ignored on success bodies.
+   */
+  readonly status?: number;
+}
+
+/** A binary body assembled by a protocol (e.g. IIP TIL's multi-tile stream). */
+export interface BinaryBody {
+  readonly contentType: string;
+  readonly body: Buffer;
+  readonly headers?: ReadonlyArray<readonly [string, string]>;
+}
+
+/**
+ * Raw decoded samples as the decoder returns them (structurally the decoder's RawImage):
+ * interleaved, row-major; 8 → Uint8, 16 → Uint16 (native endianness), 32 → Float32 or Uint32.
+ */
+export interface RawSamples {
+  readonly data: Buffer;
+  readonly width: number;
+  readonly height: number;
+  readonly channels: number;
+  readonly bitsPerSample: 8 | 16 | 32;
+  readonly sampleFormat: 'uint' | 'float';
 }
 
 /**
@@ -68,7 +101,42 @@ export type ProtocolAnswer =
       view(info: ImageInfo): ViewRequest;
       /** Extra response headers for the image (e.g. IIIF canonical Link). */
       headers?(info: ImageInfo, view: ViewRequest): ReadonlyArray<readonly [string, string]>;
+      /**
+       * True when the response is one tile of the protocol's own grid (IIP JTL, Zoomify, DeepZoom)
+       * even if the planner has to render it as a region: no `Content-Disposition` then.
+       */
+      readonly isTile?: boolean;
     }
+  /**
+   * Several views of one image in one response (IIP TIL): the handler renders each view exactly
+   * as an `image` answer (same plan, cache and passthrough) and hands the encoded bodies, in the
+   * order of `views`, to `combine`.
+   */
+  | {
+      readonly kind: 'tiles';
+      readonly identifier: string;
+      readonly member?: ImageMember;
+      views(info: ImageInfo): readonly ViewRequest[];
+      combine(bodies: readonly Buffer[], info: ImageInfo): BinaryBody;
+    }
+  /**
+   * Raw sample values (IIP PFL, SPECTRA): the handler reads `region` through the decoder without
+   * any processing and the protocol formats the numbers.
+   */
+  | {
+      readonly kind: 'samples';
+      readonly identifier: string;
+      readonly member?: ImageMember;
+      /** Part of the validators: everything besides the image that changes the body. */
+      readonly variant: string;
+      /** Pyramid level (0 = full resolution) and rectangle in that level's pixels to read. */
+      region(info: ImageInfo): { readonly level: number; readonly rect: Rect };
+      /** JPEG 2000 quality layers to decode (IIP LYR); undefined means the server default. */
+      readonly layers?: number;
+      format(samples: RawSamples, info: ImageInfo): FormattedBody;
+    }
+  /** A body that needs no image (IIP `OBJ=IIP-server` without `FIF`). */
+  | { readonly kind: 'fixed'; readonly body: FormattedBody }
   | { readonly kind: 'redirect'; readonly location: string };
 
 export interface Protocol {

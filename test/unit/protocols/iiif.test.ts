@@ -197,15 +197,22 @@ describe('IIIF rotation', () => {
     ['!270', { degrees: 270, mirror: true }],
     ['!360', { degrees: 0, mirror: true }],
     ['%2190', { degrees: 90, mirror: true }],
+    // rotationArbitrary
+    ['45', { degrees: 45, mirror: false }],
+    ['22.5', { degrees: 22.5, mirror: false }],
+    ['!45', { degrees: 45, mirror: true }],
+    ['1', { degrees: 1, mirror: false }],
+    ['359.99', { degrees: 359.99, mirror: false }],
+    ['.5', { degrees: 0.5, mirror: false }],
   ])('%s', (rotation, spec) => {
     expect(parseParams(`full/max/${rotation}/default.jpg`).rotation).toEqual(spec);
   });
 
-  it.each(['45', '22.5', '-90', '450', '!45', '1'])('rejects the angle %s', (rotation) => {
+  it.each(['-90', '450', '360.5', '!-1', '-0.5'])('rejects the angle %s', (rotation) => {
     expectError(
       () => parseParams(`full/max/${rotation}/default.jpg`),
       'BAD_ROTATION',
-      'IIIF: currently implemented rotation angles are 0, 90, 180 and 270 degrees',
+      `IIIF: rotation must be between 0 and 360 degrees: ${rotation}`,
     );
   });
 

@@ -1,0 +1,20 @@
+import { describe, expect, it } from 'vitest';
+import os from 'node:os';
+import { nextRestartDelay, parseWorkers } from '../../src/workers.js';
+
+describe('--workers', () => {
+  it('takes a positive integer or auto', () => {
+    expect(parseWorkers('1')).toBe(1);
+    expect(parseWorkers('8')).toBe(8);
+    expect(parseWorkers('auto')).toBe(os.availableParallelism());
+    for (const bad of ['0', '-1', '1.5', 'two', '', '100000']) expect(parseWorkers(bad)).toBeUndefined();
+  });
+
+  it('restarts a long-lived worker at once and backs off a crash loop up to the cap', () => {
+    expect(nextRestartDelay(60_000, 8000, 10_000, 30_000)).toBe(0);
+    const delays: number[] = [];
+    let d = 0;
+    for (let i = 0; i < 9; i++) delays.push((d = nextRestartDelay(100, d, 10_000, 30_000)));
+    expect(delays).toEqual([250, 500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+  });
+});
