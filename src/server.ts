@@ -15,6 +15,7 @@ import type { CacheStore } from './cache/store.js';
 import type { Config } from './config.js';
 import { createHandler, routeRequest, SERVER_NAME, type HandlerStats } from './handler.js';
 import type { RequestHandler, ServerRequest, ServerResponse } from './handler-types.js';
+import { availableFormats } from './image/encode.js';
 import { ImageRegistry } from './image/registry.js';
 import { LOG, type Logger } from './log.js';
 import { Metrics, renderPrometheus, type Family, type Snapshot } from './metrics.js';
@@ -35,15 +36,6 @@ export interface ServerCore {
   /** Empties every cache this process owns (SIGHUP). Memcached is shared and left alone. */
   clearCaches(): Promise<void>;
   close(): Promise<void>;
-}
-
-/** Output formats this build of sharp can encode, in IIIF names. */
-export function availableFormats(): string[] {
-  const f = sharp.format;
-  const out = ['jpg', 'png'];
-  if (f.webp?.output.buffer) out.push('webp');
-  if (f.tiff?.output.buffer) out.push('tif');
-  return out;
 }
 
 /** `?HEALTH`, `/health`, `?METRICS`, `/metrics`: the server's own routes. */

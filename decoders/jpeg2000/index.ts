@@ -32,8 +32,10 @@ export const NATIVE_MAX_PIXELS = 128 * 1024 * 1024;
  * Levels up to this many pixels are decoded whole once and kept (./level-cache.ts); tiles of
  * them are crops. IIPSRV_J2K_CACHE_LEVEL_PIXELS overrides (0 turns it off for the native path).
  */
-const CACHE_LEVEL_PIXELS =
-  process.env.IIPSRV_J2K_CACHE_LEVEL_PIXELS !== undefined ? Number(process.env.IIPSRV_J2K_CACHE_LEVEL_PIXELS) : 1024 * 1024;
+export function cacheLevelPixels(): number {
+  const v = Number(process.env.IIPSRV_J2K_CACHE_LEVEL_PIXELS ?? NaN);
+  return Number.isFinite(v) && v >= 0 ? v : 1024 * 1024;
+}
 /** OpenJPEG threads per decode: requests already run in parallel on the libuv pool. */
 const THREADS = Math.max(1, Math.min(16, Number(process.env.IIPSRV_J2K_THREADS) || 1));
 /**
@@ -41,7 +43,7 @@ const THREADS = Math.max(1, Math.min(16, Number(process.env.IIPSRV_J2K_THREADS) 
  * and a region decode seeks from tile-part to tile-part, so a small buffer reads less than the
  * default 1 MB (IIPSRV_J2K_STREAM_BUFFER overrides, in bytes).
  */
-const STREAM_BUFFER = Math.max(4096, Number(process.env.IIPSRV_J2K_STREAM_BUFFER) || 64 * 1024);
+const STREAM_BUFFER = Math.max(4096, Number(process.env.IIPSRV_J2K_STREAM_BUFFER) || 16 * 1024);
 
 export type Jpeg2000Backend = 'native' | 'wasm';
 
@@ -158,7 +160,7 @@ export class Jpeg2000Decoder implements ImageDecoder {
   private async decodeReal(k: number, rect: Rect, layers: number): Promise<RawImage> {
     const p = this.plan;
     const lvl = this.info.levels[k];
-    const whole = this.addon === null || lvl.width * lvl.height <= CACHE_LEVEL_PIXELS;
+    const whole = this.addon === null || lvl.width * lvl.height <= cacheLevelPixels();
     if (!whole) return this.nativeRegion(k, rect, layers);
     if (!this.addon) this.checkWasm();
     const level = await levelCache.getOrLoad(`${this.cacheId}${k}:${layers}`, async (): Promise<DecodedLevel> => {
@@ -178,62 +180,60 @@ export class Jpeg2000Decoder implements ImageDecoder {
       throw new ImageServerError('TOO_LARGE', undefined, `${this.path}: decode ${rect.width}×${rect.height} at reduce ${k}`);
     }
     const addon = this.addon!;
-    {
-      // Level-k pixel u is reference-grid sample (ceil(X0/2^k) + u)·2^k; OpenJPEG maps the area
-      // back with ceil(·/2^k), which gives exactly the rectangle asked for.
-      const s = 2 ** k;
-      const ox = Math.ceil(p.x0 / s);
-      const oy = Math.ceil(p.y0 / s);
-      let area = {
-        x0: Math.max(p.x0, (ox + rect.x) * s),
-        y0: Math.max(p.y0, (oy + rect.y) * s),
-        x1: Math.min(p.xsiz, (ox + rect.x + rect.width) * s),
-        y1: Math.min(p.ysiz, (oy + rect.y + rect.height) * s),
-      };
-      // Subsampled components: start the area on a sample of every component, else OpenJPEG
-      // leaves out the chroma sample that covers the first columns/rows; crop afterwards.
-      let skip = { x: 0, y: 0 };
-      if (p.subsampled) {
-        const mx = p.maxDx * s;
-        const my = p.maxDy * s;
-        const ax = Math.max(p.x0, Math.floor(area.x0 / mx) * mx);
-        const ay = Math.max(p.y0, Math.floor(area.y0 / my) * my);
-        skip = { x: Math.ceil(area.x0 / s) - Math.ceil(ax / s), y: Math.ceil(area.y0 / s) - Math.ceil(ay / s) };
-        area = { ...area, x0: ax, y0: ay };
-      }
-      let out;
-      try {
-        out = await addon.decode(this.path, {
-          format: p.format,
-          reduce: k,
-          layers,
-          ...area,
-          components: p.components,
-          bits: p.bits,
-          ycc: p.ycc ? 1 : 0,
-          threads: THREADS,
-          bufferSize: STREAM_BUFFER,
-        });
-      } catch (err) {
-        const msg = err instanceof Error ? err.message : String(err);
-        throw new ImageServerError(
-          'CORRUPT_IMAGE',
-          msg === 'cannot open the file' ? 'Unable to read the JPEG 2000 file' : `Corrupt JPEG 2000 file: ${msg}`,
-          `${this.path}: reduce ${k} layers ${layers} area ${JSON.stringify(area)}: ${msg}`,
-        );
-      }
-      const want = { width: rect.width + skip.x, height: rect.height + skip.y };
-      if (out.width !== want.width || out.height !== want.height || out.channels !== p.components) {
-        throw new ImageServerError(
-          'INTERNAL',
-          undefined,
-          `${this.path}: OpenJPEG returned ${out.width}×${out.height}×${out.channels} for ${want.width}×${want.height}×${p.components}`,
-        );
-      }
-      const decoded = { data: out.data, width: out.width, height: out.height, channels: out.channels, bits: out.bits };
-      const data = skip.x || skip.y ? cropLevel(decoded, skip.x, skip.y, rect.width, rect.height) : out.data;
-      return { data, width: rect.width, height: rect.height, channels: out.channels, bitsPerSample: out.bits, sampleFormat: 'uint' };
+    // Level-k pixel u is reference-grid sample (ceil(X0/2^k) + u)·2^k; OpenJPEG maps the area
+    // back with ceil(·/2^k), which gives exactly the rectangle asked for.
+    const s = 2 ** k;
+    const ox = Math.ceil(p.x0 / s);
+    const oy = Math.ceil(p.y0 / s);
+    let area = {
+      x0: Math.max(p.x0, (ox + rect.x) * s),
+      y0: Math.max(p.y0, (oy + rect.y) * s),
+      x1: Math.min(p.xsiz, (ox + rect.x + rect.width) * s),
+      y1: Math.min(p.ysiz, (oy + rect.y + rect.height) * s),
+    };
+    // Subsampled components: start the area on a sample of every component, else OpenJPEG
+    // leaves out the chroma sample that covers the first columns/rows; crop afterwards.
+    let skip = { x: 0, y: 0 };
+    if (p.subsampled) {
+      const mx = p.maxDx * s;
+      const my = p.maxDy * s;
+      const ax = Math.max(p.x0, Math.floor(area.x0 / mx) * mx);
+      const ay = Math.max(p.y0, Math.floor(area.y0 / my) * my);
+      skip = { x: Math.ceil(area.x0 / s) - Math.ceil(ax / s), y: Math.ceil(area.y0 / s) - Math.ceil(ay / s) };
+      area = { ...area, x0: ax, y0: ay };
     }
+    let out;
+    try {
+      out = await addon.decode(this.path, {
+        format: p.format,
+        reduce: k,
+        layers,
+        ...area,
+        components: p.components,
+        bits: p.bits,
+        ycc: p.ycc ? 1 : 0,
+        threads: THREADS,
+        bufferSize: STREAM_BUFFER,
+      });
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new ImageServerError(
+        'CORRUPT_IMAGE',
+        msg === 'cannot open the file' ? 'Unable to read the JPEG 2000 file' : `Corrupt JPEG 2000 file: ${msg}`,
+        `${this.path}: reduce ${k} layers ${layers} area ${JSON.stringify(area)}: ${msg}`,
+      );
+    }
+    const want = { width: rect.width + skip.x, height: rect.height + skip.y };
+    if (out.width !== want.width || out.height !== want.height || out.channels !== p.components) {
+      throw new ImageServerError(
+        'INTERNAL',
+        undefined,
+        `${this.path}: OpenJPEG returned ${out.width}×${out.height}×${out.channels} for ${want.width}×${want.height}×${p.components}`,
+      );
+    }
+    const decoded = { data: out.data, width: out.width, height: out.height, channels: out.channels, bits: out.bits };
+    const data = skip.x || skip.y ? cropLevel(decoded, skip.x, skip.y, rect.width, rect.height) : out.data;
+    return { data, width: rect.width, height: rect.height, channels: out.channels, bitsPerSample: out.bits, sampleFormat: 'uint' };
   }
 
   /** What the WebAssembly build can decode correctly (see ./wasm.ts). */

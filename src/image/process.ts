@@ -341,13 +341,19 @@ export function kernelSize(kernel: readonly number[]): number {
  * repeat the edge; the result is divided by the kernel's sum when that sum is positive.
  */
 export function convolve(p: Pixels<Float32Array>, kernel: readonly number[]): Pixels<Float32Array> {
+  const out = new Float32Array(p.data.length);
+  convolveRows(p, kernel, out, 0, p.height);
+  return { data: out, width: p.width, height: p.height, channels: p.channels };
+}
+
+/** Rows `y0` to `y1` (exclusive) of `convolve`, written into `out` (zeroed, same size as p). */
+export function convolveRows(p: Pixels<Float32Array>, kernel: readonly number[], out: Float32Array, y0: number, y1: number): void {
   const s = kernelSize(kernel);
   const r = (s - 1) / 2;
   const sum = kernel.reduce((a, b) => a + b, 0);
   const k = sum > 0 ? kernel.map((x) => x / sum) : kernel.slice();
   const { width: w, height: h, channels: c } = p;
   const d = p.data;
-  const out = new Float32Array(d.length);
   // Clamped column offsets per x, computed once per kernel column.
   const xs: Int32Array[] = [];
   for (let dx = -r; dx <= r; dx++) {
@@ -355,7 +361,7 @@ export function convolve(p: Pixels<Float32Array>, kernel: readonly number[]): Pi
     for (let x = 0; x < w; x++) col[x] = Math.min(w - 1, Math.max(0, x + dx)) * c;
     xs.push(col);
   }
-  for (let y = 0; y < h; y++) {
+  for (let y = y0; y < y1; y++) {
     for (let ky = 0; ky < s; ky++) {
       const row = Math.min(h - 1, Math.max(0, y + ky - r)) * w * c;
       for (let kx = 0; kx < s; kx++) {
@@ -371,7 +377,6 @@ export function convolve(p: Pixels<Float32Array>, kernel: readonly number[]): Pi
       }
     }
   }
-  return { data: out, width: w, height: h, channels: c };
 }
 
 /** Contrast then quantisation: `clamp(round(v · max · c))` to 8 or 16 bits (§4.7 step 3.8). */
@@ -481,40 +486,42 @@ export async function processSamples(
   processing: Processing | undefined,
   ctx: SampleContext,
 ): Promise<Pixels<Uint8Array | Uint16Array>> {
-  let p: Pixels = input;
+  const cielab = ctx.cielab;
+  const bands = processing?.bands && processing.bands.length > 0 ? processing.bands : undefined;
   let min = ctx.minValues;
   let max = ctx.maxValues;
-  // CIELAB first, so that band numbers of a CIELAB image mean R, G, B like everywhere else.
-  if (ctx.cielab) {
-    p = labToSrgb(p as Pixels<Float32Array>);
-    // The sRGB bands are in [0, 1] now; extra bands keep their own range.
+  // CIELAB first, so that band numbers of a CIELAB image mean R, G, B like everywhere else; the
+  // sRGB bands are in [0, 1] then, extra bands keep their own range.
+  if (cielab) {
     min = [0, 0, 0, ...min.slice(3)];
     max = [1, 1, 1, ...max.slice(3)];
   }
-  if (processing?.bands && processing.bands.length > 0) {
-    const bands = processing.bands;
-    p = selectBands(p, bands);
+  if (bands) {
     const lo = min;
     const hi = max;
     min = bands.map((b) => lo[Math.min(b, lo.length - 1)] ?? 0);
     max = bands.map((b) => hi[Math.min(b, hi.length - 1)] ?? 255);
   }
 
-  if (!needsFloatPipeline(processing, float || ctx.cielab)) {
+  if (!needsFloatPipeline(processing, float || cielab)) {
+    const p = bands ? selectBands(input, bands) : input;
     if (p.data instanceof Uint16Array) {
       return ctx.depth === 16 ? (p as Pixels<Uint16Array>) : shiftTo8(p as Pixels<Uint16Array>);
     }
     if (p.data instanceof Uint8Array) return ctx.depth === 16 ? widenTo16(p as Pixels<Uint8Array>) : (p as Pixels<Uint8Array>);
   }
 
-  const range = effectiveRange(p.channels, min, max, processing?.minmax);
+  const range = effectiveRange(bands ? bands.length : input.channels, min, max, processing?.minmax);
   const hist = processing?.contrast === 'stretch' && ctx.histogram ? await ctx.histogram() : undefined;
   const contrast = typeof processing?.contrast === 'number' ? processing.contrast : 1;
 
-  // The pointwise steps run per block of rows so that a large region does not hold the event
-  // loop; convolution needs neighbouring rows and runs on the whole image after them.
+  // Every step but the convolution is pointwise: it runs per block of rows, with a yield to the
+  // event loop between blocks, so that a large region does not hold up other requests.
   const pointwise = (block: Pixels): Pixels<Float32Array> => {
-    let f = normalise(block, range.min, range.max);
+    let b = block;
+    if (cielab) b = labToSrgb(b as Pixels<Float32Array>);
+    if (bands) b = selectBands(b, bands);
+    let f = normalise(b, range.min, range.max);
     if (hist) f = stretch(f, hist);
     if (processing?.hillshade) f = hillshade(f, processing.hillshade.horizontal, processing.hillshade.vertical);
     if (processing?.twist) f = colourTwist(f, processing.twist);
@@ -524,30 +531,47 @@ export async function processSamples(
     if (processing?.colormap) f = colormap(f, processing.colormap);
     return f;
   };
-  const rowsPerBlock = Math.max(1, Math.floor(BLOCK_PIXELS / p.width));
-  let floats: Pixels<Float32Array>;
-  if (p.height <= rowsPerBlock) {
-    floats = pointwise(p);
-  } else {
-    const parts: Pixels<Float32Array>[] = [];
-    for (let y = 0; y < p.height; y += rowsPerBlock) {
-      const rows = Math.min(rowsPerBlock, p.height - y);
-      const start = y * p.width * p.channels;
-      const end = start + rows * p.width * p.channels;
-      parts.push(pointwise({ ...p, data: p.data.subarray(start, end), height: rows }));
-      await yieldToLoop();
+  const { width, height } = input;
+  const rowsPerBlock = Math.max(1, Math.floor(BLOCK_PIXELS / width));
+  const blocks: Array<[number, number]> = [];
+  for (let y = 0; y < height; y += rowsPerBlock) blocks.push([y, Math.min(height, y + rowsPerBlock)]);
+  const rowsOf = (p: Pixels, y0: number, y1: number): Pixels => ({
+    ...p,
+    data: p.data.subarray(y0 * p.width * p.channels, y1 * p.width * p.channels),
+    height: y1 - y0,
+  });
+
+  let out: Uint8Array | Uint16Array | undefined;
+  let floats: Float32Array | undefined;
+  let channels = 0;
+  const kernel = processing?.convolution;
+  for (const [i, [y0, y1]] of blocks.entries()) {
+    if (i > 0) await yieldToLoop();
+    const f = pointwise(rowsOf(input, y0, y1));
+    channels = f.channels;
+    const at = y0 * width * channels;
+    if (kernel) {
+      floats ??= new Float32Array(width * height * channels);
+      floats.set(f.data, at);
+    } else {
+      const q = quantise(f, contrast, ctx.depth);
+      out ??= ctx.depth === 16 ? new Uint16Array(width * height * channels) : new Uint8Array(width * height * channels);
+      out.set(q.data, at);
     }
-    const channels = parts[0].channels;
-    const data = new Float32Array(p.width * p.height * channels);
-    let o = 0;
-    for (const part of parts) {
-      data.set(part.data, o);
-      o += part.data.length;
-    }
-    floats = { data, width: p.width, height: p.height, channels };
   }
-  if (processing?.convolution) floats = convolve(floats, processing.convolution);
-  return quantise(floats, contrast, ctx.depth);
+  if (kernel && floats) {
+    // Convolution reads neighbouring rows: whole image in, blocks of rows out.
+    const all: Pixels<Float32Array> = { data: floats, width, height, channels };
+    const conv = new Float32Array(floats.length);
+    out = ctx.depth === 16 ? new Uint16Array(floats.length) : new Uint8Array(floats.length);
+    for (const [i, [y0, y1]] of blocks.entries()) {
+      if (i > 0) await yieldToLoop();
+      convolveRows(all, kernel, conv, y0, y1);
+      const q = quantise(rowsOf({ ...all, data: conv }, y0, y1) as Pixels<Float32Array>, contrast, ctx.depth);
+      out.set(q.data, y0 * width * channels);
+    }
+  }
+  return { data: out!, width, height, channels };
 }
 
 // ---------------------------------------------------------------------------------------------

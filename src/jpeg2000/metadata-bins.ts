@@ -65,18 +65,3 @@ export async function metadataBins(src: ByteSource, boxes: BoxStructure | undefi
   const length = pieces.reduce((n, p) => n + ('bytes' in p ? p.bytes.length : p.length), 0);
   return [{ id: 0, pieces, length }, ...bins];
 }
-
-/** Bytes [from, to) of a metadata bin. */
-export async function readMetadataBin(src: ByteSource, bin: MetadataBin, from: number, to: number): Promise<Buffer> {
-  const out: Buffer[] = [];
-  let pos = 0;
-  for (const p of bin.pieces) {
-    const len = 'bytes' in p ? p.bytes.length : p.length;
-    const a = Math.max(from, pos);
-    const b = Math.min(to, pos + len);
-    if (b > a) out.push('bytes' in p ? p.bytes.subarray(a - pos, b - pos) : await readExactly(src, p.offset + (a - pos), b - a, 'metadata box'));
-    pos += len;
-    if (pos >= to) break;
-  }
-  return Buffer.concat(out);
-}

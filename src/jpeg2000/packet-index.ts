@@ -122,14 +122,15 @@ export class PacketIndex {
   }
 
   /**
-   * The file ranges holding bytes [from, to) of a precinct data-bin, in bin order (packets of
-   * one precinct are contiguous in RPCL/PCRL/CPRL but scattered in LRCP/RLCP).
+   * Calls `fn` with the file ranges holding bytes [from, to) of a precinct data-bin, in bin
+   * order (the packets of one precinct are contiguous in RPCL/PCRL/CPRL, scattered in LRCP/RLCP).
    */
-  binRanges(t: number, c: number, s: number, from: number, to: number): Array<[number, number]> {
+  forEachBinRange(t: number, c: number, s: number, from: number, to: number, fn: (offset: number, length: number) => void): void {
     const L = this.view(t).layout.coding.layers;
     const first = this.slot(t, c, s, 0);
-    const out: Array<[number, number]> = [];
     let pos = 0;
+    let runStart = -1;
+    let runLength = 0;
     for (let l = 0; l < L && pos < to; l++) {
       const off = this.data.offsets[first + l];
       const len = this.data.lengths[first + l];
@@ -137,12 +138,22 @@ export class PacketIndex {
       const b = Math.min(to, pos + len);
       if (b > a) {
         const fileStart = off + (a - pos);
-        const last = out[out.length - 1];
-        if (last && last[0] + last[1] === fileStart) last[1] += b - a;
-        else out.push([fileStart, b - a]);
+        if (runStart >= 0 && runStart + runLength === fileStart) runLength += b - a;
+        else {
+          if (runStart >= 0) fn(runStart, runLength);
+          runStart = fileStart;
+          runLength = b - a;
+        }
       }
       pos += len;
     }
+    if (runStart >= 0) fn(runStart, runLength);
+  }
+
+  /** The file ranges holding bytes [from, to) of a precinct data-bin, as [offset, length] pairs. */
+  binRanges(t: number, c: number, s: number, from: number, to: number): Array<[number, number]> {
+    const out: Array<[number, number]> = [];
+    this.forEachBinRange(t, c, s, from, to, (o, n) => out.push([o, n]));
     return out;
   }
 

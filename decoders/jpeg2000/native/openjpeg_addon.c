@@ -330,7 +330,7 @@ static napi_value decode(napi_env env, napi_callback_info info) {
            get_int(env, o, "x0", 0, &x0) && get_int(env, o, "y0", 0, &y0) && get_int(env, o, "x1", 0, &x1) &&
            get_int(env, o, "y1", 0, &y1) && get_int(env, o, "components", 1, &comps) && get_int(env, o, "bits", 8, &bits) &&
            get_int(env, o, "ycc", 0, &ycc) && get_int(env, o, "threads", 1, &threads) &&
-           get_int(env, o, "bufferSize", 1 << 16, &bufsize);
+           get_int(env, o, "bufferSize", 1 << 14, &bufsize);
   if (!ok || reduce < 0 || reduce > 32 || layers < 0 || x0 < 0 || y0 < 0 || x1 < 0 || y1 < 0 || comps < 1 || comps > 4 ||
       (bits != 8 && bits != 16) || threads < 1 || threads > 64 || bufsize < 4096) {
     free(job->path);

@@ -67,29 +67,30 @@ function writeBinId(out: Buffer, pos: number, id: number, indicator: number, las
   return pos + n;
 }
 
-/** A message's place in its data-bin, as recorded by the writer. */
-export interface Delivery {
-  readonly cls: BinClass;
-  readonly csn: number;
-  readonly id: number;
-  readonly offset: number;
-  readonly length: number;
-  readonly last: boolean;
-}
-
 /**
- * Collects the messages of one response. `budget` is the `len` limit (Infinity without one).
- * `room` tells how much of a body fits; `add` writes a message (cut by the caller to `room`).
+ * Collects the messages of one response into one growing buffer. `budget` is the `len` limit
+ * (Infinity without one). `room` tells how much of a body fits; `add` writes a message (cut by
+ * the caller to `room`). A body may be left to be filled later: `add` with a length returns the
+ * body's position in `buffer`, so that the caller can read every body of the response from the
+ * file at once, straight into place.
  */
 export class MessageWriter {
-  private readonly chunks: Buffer[] = [];
+  private out: Buffer;
   private prevClass = -1;
   private prevCsn = -1;
   /** Bytes of messages written (headers + bodies), the quantity `len` limits. */
   used = 0;
-  readonly deliveries: Delivery[] = [];
+  /** Messages written. */
+  count = 0;
 
-  constructor(readonly budget: number) {}
+  constructor(readonly budget: number) {
+    this.out = Buffer.allocUnsafe(Math.max(64, Math.min(budget, 1 << 16)));
+  }
+
+  /** The bytes written so far (bodies announced by length are filled in place). */
+  get buffer(): Buffer {
+    return this.out;
+  }
 
   private headerLength(cls: number, csn: number, id: number, offset: number, length: number): number {
     let n = binIdLength(id) + vbasLength(offset) + vbasLength(length);
@@ -113,31 +114,49 @@ export class MessageWriter {
     return n > 0 ? n : -1;
   }
 
-  /** Appends one message. The first message of a response always carries Class and CSn. */
-  add(cls: BinClass, csn: number, id: number, offset: number, body: Buffer, last: boolean): void {
+  private reserve(n: number): void {
+    if (this.used + n + 3 <= this.out.length) return;
+    let size = this.out.length * 2;
+    while (size < this.used + n + 3) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    this.out.copy(bigger, 0, 0, this.used);
+    this.out = bigger;
+  }
+
+  /**
+   * Appends one message; the first of a response always carries Class and CSn. `body` is the
+   * body, or its length when the caller fills it in place later; returns the body's position.
+   */
+  add(cls: BinClass, csn: number, id: number, offset: number, body: Buffer | number, last: boolean): number {
+    const length = typeof body === 'number' ? body : body.length;
     const withClass = cls !== this.prevClass || csn !== this.prevCsn;
     const withCsn = csn !== this.prevCsn;
     const indicator = withCsn ? 3 : withClass ? 2 : 1;
-    const head = Buffer.alloc(this.headerLength(cls, csn, id, offset, body.length));
-    let p = writeBinId(head, 0, id, indicator, last);
-    if (withClass) p = writeVbas(head, p, cls);
-    if (withCsn) p = writeVbas(head, p, csn);
-    p = writeVbas(head, p, offset);
-    writeVbas(head, p, body.length);
-    this.chunks.push(head);
-    if (body.length > 0) this.chunks.push(body);
-    this.used += head.length + body.length;
+    const headLength = this.headerLength(cls, csn, id, offset, length);
+    this.reserve(headLength + length);
+    let p = writeBinId(this.out, this.used, id, indicator, last);
+    if (withClass) p = writeVbas(this.out, p, cls);
+    if (withCsn) p = writeVbas(this.out, p, csn);
+    p = writeVbas(this.out, p, offset);
+    p = writeVbas(this.out, p, length);
+    if (typeof body !== 'number') body.copy(this.out, p);
+    this.used = p + length;
+    this.count++;
     this.prevClass = cls;
     this.prevCsn = csn;
-    this.deliveries.push({ cls, csn, id, offset, length: body.length, last });
+    return p;
   }
 
   get empty(): boolean {
-    return this.deliveries.length === 0;
+    return this.count === 0;
   }
 
   /** The response body: every message, then the EOR message with `reason` and an empty body. */
   finish(reason: number): Buffer {
-    return Buffer.concat([...this.chunks, Buffer.from([0, reason, 0])]);
+    this.reserve(0);
+    this.out[this.used] = 0;
+    this.out[this.used + 1] = reason;
+    this.out[this.used + 2] = 0;
+    return this.out.subarray(0, this.used + 3);
   }
 }

@@ -56,6 +56,11 @@ export class CacheModel {
     this.count = 0;
   }
 
+  /** Every entry as [csn, class, id, bytes]. */
+  *entries(): Generator<[number, BinClass, number, number]> {
+    for (const [csn, m] of this.streams) for (const [k, bytes] of m) yield [csn, (k % 16) as BinClass, Math.floor(k / 16), bytes];
+  }
+
   get size(): number {
     return this.count;
   }

@@ -12,14 +12,15 @@ import type { ServerRequest } from '../../handler-types.js';
 import { resolveWithFallback, type PathRules } from '../../image/resolve.js';
 import { LOG, type Logger } from '../../log.js';
 import { fileKey, IndexStore, type CodestreamEntry, type Target } from '../../jpeg2000/index-store.js';
-import { readMetadataBin, type MetadataBin } from '../../jpeg2000/metadata-bins.js';
+import type { MetadataBin } from '../../jpeg2000/metadata-bins.js';
 import { precinctOfBin } from '../../jpeg2000/precincts.js';
-import { FileSource, type ByteSource } from '../../jpeg2000/source.js';
+import { FileSource } from '../../jpeg2000/source.js';
 import { precinctDataBinId } from '../../jpeg2000/geometry.js';
 import { protocolByName } from '../index.js';
 import { inRanges, parseJpipRequest, type JpipRequest, type Range, type StreamType } from './fields.js';
 import { BIN_CLASS, EOR, MessageWriter, type BinClass } from './messages.js';
 import { CacheModel, parseModel, WHOLE, type ModelItem } from './model.js';
+import { Placements, rangePieces, slicePieces, type PieceSink } from './reads.js';
 import { SessionStore, type Session } from './sessions.js';
 import { resolveWindow, windowContent, type WindowContent } from './window.js';
 
@@ -90,20 +91,6 @@ export function isJpipRequest(req: ServerRequest, prefix: string): boolean {
   return jpip;
 }
 
-/** Reads bytes [from, to) of a data-bin made of file pieces [offset, length, ...]. */
-async function readPieces(src: ByteSource, pairs: readonly number[], from: number, to: number): Promise<Buffer> {
-  const out: Buffer[] = [];
-  let pos = 0;
-  for (let i = 0; i < pairs.length && pos < to; i += 2) {
-    const len = pairs[i + 1];
-    const a = Math.max(from, pos);
-    const b = Math.min(to, pos + len);
-    if (b > a) out.push(await src.read(pairs[i] + (a - pos), b - a));
-    pos += len;
-  }
-  return Buffer.concat(out);
-}
-
 /** Expands ranges over [0, count). */
 function expand(ranges: readonly Range[] | undefined, count: number): number[] {
   const out: number[] = [];
@@ -125,26 +112,42 @@ function formatRanges(list: readonly number[]): string {
 /** Why the writer stopped. */
 class Stop extends Error {}
 
-/** One response being assembled: the model as the client will see it, and the writer. */
-class Emitter {
-  /** Bytes per bin sent by this response (WHOLE once complete), applied to the model at the end. */
-  readonly sent = new Map<string, number>();
+/**
+ * One response being assembled: the model as the client will see it, the writer, and where
+ * each message body's bytes lie in the file (read together, straight into place, at the end).
+ */
+class Emitter implements PieceSink {
+  /** What this response sends (WHOLE once complete), applied to the model at the end. */
+  readonly sent = new CacheModel();
+  private readonly placements = new Placements();
+  /** Where the next piece of the current body goes in the writer's buffer. */
+  private at = 0;
 
   constructor(
     readonly writer: MessageWriter,
     private readonly model: CacheModel,
-    private readonly src: ByteSource,
   ) {}
 
   held(cls: BinClass, csn: number, id: number): number {
-    return Math.max(this.model.held(csn, cls, id), this.sent.get(`${cls}/${csn}/${id}`) ?? 0);
+    return Math.max(this.model.held(csn, cls, id), this.sent.held(csn, cls, id));
+  }
+
+  file(offset: number, length: number): void {
+    this.placements.push(offset, length, this.at);
+    this.at += length;
+  }
+
+  bytes(b: Buffer): void {
+    b.copy(this.writer.buffer, this.at);
+    this.at += b.length;
   }
 
   /**
    * Sends what the client lacks of bytes [0, upTo) of a bin of `total` bytes (with the
-   * completeness bit when upTo reaches the end). Throws Stop when the budget is used up.
+   * completeness bit when upTo reaches the end). `locate` feeds the pieces holding bytes
+   * [from, to) of the bin to the sink. Throws Stop when the budget is used up.
    */
-  async send(cls: BinClass, csn: number, id: number, total: number, upTo: number, read: (from: number, to: number) => Promise<Buffer>): Promise<void> {
+  send(cls: BinClass, csn: number, id: number, total: number, upTo: number, locate: (from: number, to: number, sink: PieceSink) => void): void {
     const held = this.held(cls, csn, id);
     if (held >= WHOLE) return;
     const from = Math.min(held, total);
@@ -153,19 +156,24 @@ class Emitter {
     const length = Math.max(0, upTo - from);
     const room = this.writer.room(cls, csn, id, from, length);
     if (room < 0) throw new Stop();
-    const body = room > 0 ? await read(from, from + room) : Buffer.alloc(0);
-    if (body.length !== room) throw new ImageServerError('CORRUPT_IMAGE', 'Corrupt JPEG 2000 file: data-bin bytes beyond the end of the file');
     const last = room === length && complete;
-    this.writer.add(cls, csn, id, from, body, last);
-    this.sent.set(`${cls}/${csn}/${id}`, last ? WHOLE : from + room);
+    this.at = this.writer.add(cls, csn, id, from, room, last);
+    const end = this.at + room;
+    if (room > 0) locate(from, from + room, this);
+    if (this.at !== end) throw new ImageServerError('INTERNAL', undefined, `data-bin ${cls}/${id}: pieces cover ${this.at - end + room} of ${room} bytes`);
+    this.sent.add(csn, cls, id, last ? WHOLE : from + room);
     if (room < length) throw new Stop();
   }
 
-  commit(): void {
-    for (const [key, bytes] of this.sent) {
-      const [cls, csn, id] = key.split('/').map(Number);
-      this.model.add(csn, cls as BinClass, id, bytes);
+  /** Reads every body from the file into the writer's buffer. */
+  async readBodies(src: FileSource): Promise<void> {
+    if (!(await this.placements.readInto(src, this.writer.buffer))) {
+      throw new ImageServerError('CORRUPT_IMAGE', 'Corrupt JPEG 2000 file: it ends before a data-bin does');
     }
+  }
+
+  commit(): void {
+    for (const [csn, cls, id, bytes] of this.sent.entries()) this.model.add(csn, cls, id, bytes);
   }
 }
 
@@ -304,22 +312,25 @@ export class JpipService {
     }
     const cap = this.settings.maxResponseBytes;
     const writer = new MessageWriter(Math.min(len ?? Infinity, cap));
-    const src = await FileSource.open(target.file.path);
-    const emit = new Emitter(writer, model, src);
+    const emit = new Emitter(writer, model);
     let reason: number = EOR.WINDOW_DONE;
     try {
       const closeOnly = q.cclose !== undefined && !q.fsiz && !q.metareq;
-      if (!closeOnly) {
-        const whole = await this.emitAll(q, target, entries, type, emit, headers, src);
-        if (whole) reason = EOR.IMAGE_DONE;
-      }
+      if (!closeOnly && this.emitAll(q, target, entries, type, emit, headers)) reason = EOR.IMAGE_DONE;
     } catch (err) {
       if (!(err instanceof Stop)) throw err;
       reason = len !== undefined && len <= cap ? EOR.BYTE_LIMIT : EOR.RESPONSE_LIMIT;
-    } finally {
-      await src.close();
+    }
+    if (!head) {
+      const src = await FileSource.open(target.file.path);
+      try {
+        await emit.readBodies(src);
+      } finally {
+        await src.close();
+      }
     }
     if (!head) emit.commit();
+    // HEAD: the same headers and length; the body (not read from the file) is dropped.
     return writer.finish(reason);
   }
 
@@ -329,24 +340,15 @@ export class JpipService {
    * layer by layer within a resolution (or the tile bins, for JPT). Returns true when the whole
    * image (every bin of every codestream) has been delivered.
    */
-  private async emitAll(
-    q: JpipRequest,
-    target: Target,
-    entries: readonly CodestreamEntry[],
-    type: StreamType,
-    emit: Emitter,
-    headers: Array<[string, string]>,
-    src: ByteSource,
-  ): Promise<boolean> {
-    const meta = (bin: MetadataBin): Promise<void> =>
-      emit.send(BIN_CLASS.METADATA, 0, bin.id, bin.length, bin.length, (a, b) => readMetadataBin(src, bin, a, b));
-    await meta(target.metadata[0]);
+  private emitAll(q: JpipRequest, target: Target, entries: readonly CodestreamEntry[], type: StreamType, emit: Emitter, headers: Array<[string, string]>): boolean {
+    const meta = (bin: MetadataBin): void => emit.send(BIN_CLASS.METADATA, 0, bin.id, bin.length, bin.length, (a, b, sink) => slicePieces(bin.pieces, a, b, sink));
+    meta(target.metadata[0]);
     const types = q.metareq?.types ?? [];
-    for (const bin of target.metadata.slice(1)) if (types.includes('*') || (bin.boxType && types.includes(bin.boxType))) await meta(bin);
+    for (const bin of target.metadata.slice(1)) if (types.includes('*') || (bin.boxType && types.includes(bin.boxType))) meta(bin);
     if (q.metareq?.only) return false;
     for (const e of entries) {
       const mh = e.index.data.mainHeader;
-      await emit.send(BIN_CLASS.MAIN_HEADER, e.csn, 0, mh.length, mh.length, (a, b) => src.read(mh.offset + a, b - a));
+      emit.send(BIN_CLASS.MAIN_HEADER, e.csn, 0, mh.length, mh.length, (a, b, sink) => sink.file(mh.offset + a, b - a));
     }
     if (!q.fsiz) return false;
 
@@ -366,18 +368,18 @@ export class JpipService {
       first = false;
       whole &&= win.frame.discard === 0 && win.region.w === win.frame.width && win.region.h === win.frame.height;
       const content = windowContent(index, win.frame, win.region, compRanges);
-      if (type === 'jpt-stream') await this.emitTiles(e, content, q.layers, emit, src);
-      else await this.emitPrecincts(e, content, q.layers, emit, src);
+      if (type === 'jpt-stream') this.emitTiles(e, content, q.layers, emit);
+      else this.emitPrecincts(e, content, q.layers, emit);
     }
     return whole;
   }
 
-  private async emitPrecincts(e: CodestreamEntry, content: WindowContent, layers: number | undefined, emit: Emitter, src: ByteSource): Promise<void> {
+  private emitPrecincts(e: CodestreamEntry, content: WindowContent, layers: number | undefined, emit: Emitter): void {
     const index = e.index;
     for (const t of content.tiles) {
-      const pieces = index.data.tiles[t].header;
+      const pairs = index.data.tiles[t].header;
       const n = index.tileHeaderBytes(t);
-      await emit.send(BIN_CLASS.TILE_HEADER, e.csn, t, n, n, (a, b) => readPieces(src, pieces, a, b));
+      emit.send(BIN_CLASS.TILE_HEADER, e.csn, t, n, n, (a, b, sink) => rangePieces(pairs, a, b, sink));
     }
     // Lowest resolution first, and within a resolution layer by layer, so that a response cut
     // by `len` still improves the whole window as much as it can.
@@ -385,7 +387,8 @@ export class JpipService {
     for (let i = 0; i < list.length; ) {
       let j = i;
       while (j < list.length && list[j].resolution === list[i].resolution) j++;
-      const top = Math.max(...list.slice(i, j).map((p) => index.layout(p.tile).coding.layers));
+      let top = 0;
+      for (let k = i; k < j; k++) top = Math.max(top, index.layout(list[k].tile).coding.layers);
       for (let l = 0; l < Math.min(top, layers ?? Infinity); l++) {
         for (let k = i; k < j; k++) {
           const p = list[k];
@@ -393,10 +396,9 @@ export class JpipService {
           if (l >= L) continue;
           const total = index.binBytes(p.tile, p.component, p.sequence);
           const upTo = l === L - 1 ? total : index.binBytes(p.tile, p.component, p.sequence, l + 1);
-          await emit.send(BIN_CLASS.PRECINCT, e.csn, p.id, total, upTo, async (a, b) => {
-            const ranges = index.binRanges(p.tile, p.component, p.sequence, a, b);
-            return Buffer.concat(await Promise.all(ranges.map(([off, n]) => src.read(off, n))));
-          });
+          emit.send(BIN_CLASS.PRECINCT, e.csn, p.id, total, upTo, (a, b, sink) =>
+            index.forEachBinRange(p.tile, p.component, p.sequence, a, b, (o, n) => sink.file(o, n)),
+          );
         }
       }
       i = j;
@@ -407,7 +409,7 @@ export class JpipService {
    * JPT: each tile of the window up to the end of the last tile-part holding a packet the window
    * needs (resolutions up to the top one, selected components and layers).
    */
-  private async emitTiles(e: CodestreamEntry, content: WindowContent, layers: number | undefined, emit: Emitter, src: ByteSource): Promise<void> {
+  private emitTiles(e: CodestreamEntry, content: WindowContent, layers: number | undefined, emit: Emitter): void {
     const index = e.index;
     for (const t of content.tiles) {
       const parts = index.data.tiles[t].parts;
@@ -433,7 +435,7 @@ export class JpipService {
         }
       }
       const total = index.tileBytes(t);
-      if (L > 0 && need > 0) await emit.send(BIN_CLASS.TILE, e.csn, t, total, need, (a, b) => readPieces(src, parts, a, b));
+      if (L > 0 && need > 0) emit.send(BIN_CLASS.TILE, e.csn, t, total, need, (a, b, sink) => rangePieces(parts, a, b, sink));
     }
   }
 

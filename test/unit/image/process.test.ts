@@ -381,6 +381,11 @@ describe('processSamples: one fixed order (§4.7)', () => {
     const blocked = await processSamples(p, false, { gamma: 0.7 }, ctx({ maxValues: [65535] }));
     const whole = quantise(gamma(normalise(p, [0], [65535]), 0.7), 1, 8);
     expect(Buffer.from(blocked.data).equals(Buffer.from(whole.data))).toBe(true);
+    // the convolution too reads across block boundaries correctly
+    const k = [1, 2, 1, 2, 4, 2, 1, 2, 1];
+    const conv = await processSamples(p, false, { convolution: k, contrast: 1.5 }, ctx({ maxValues: [65535] }));
+    const convWhole = quantise(convolve(normalise(p, [0], [65535]), k), 1.5, 8);
+    expect(Buffer.from(conv.data).equals(Buffer.from(convWhole.data))).toBe(true);
   });
 
   it('knows which requests need the float pipeline', () => {

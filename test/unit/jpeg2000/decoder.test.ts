@@ -7,7 +7,13 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageDecoder, RawImage } from '../../../decoders/decoder.js';
-import { effectiveLayers, jpeg2000Backend, jpeg2000Decoder, type Jpeg2000Decoder } from '../../../decoders/jpeg2000/index.js';
+import {
+  clearLevelCache,
+  effectiveLayers,
+  jpeg2000Backend,
+  jpeg2000Decoder,
+  type Jpeg2000Decoder,
+} from '../../../decoders/jpeg2000/index.js';
 import { DecoderRegistry } from '../../../decoders/registry.js';
 import { ImageServerError } from '../../../src/core/errors.js';
 import type { Rect } from '../../../src/core/view.js';
@@ -19,6 +25,8 @@ let source: Buffer;
 const open: ImageDecoder[] = [];
 
 beforeAll(async () => {
+  // Region decodes by default; the whole-level cache is tested on its own below.
+  process.env.IIPSRV_J2K_CACHE_LEVEL_PIXELS = '0';
   fx = await setupJp2Fixtures();
   source = await makeJ2kSource();
 }, 60_000);
@@ -408,5 +416,31 @@ describe.skipIf(!nativeBuilt)('JPX', () => {
     const a = await d.readRegion(0, rect);
     const b = await (await dec('rgb-lrcp.jp2')).readRegion(0, rect);
     expect(a.data.equals(b.data)).toBe(true);
+  });
+});
+
+describe.skipIf(!nativeBuilt)('whole-level cache for small levels', () => {
+  it('tiles of a small level are crops of one decode, equal to region decodes', async () => {
+    const name = 'rgb-tiled-rpcl.jp2';
+    const regions = await dec(name);
+    const rect = { x: 37, y: 11, width: 200, height: 150 };
+    const want = await regions.readRegion(1, rect, { layers: 2 });
+    process.env.IIPSRV_J2K_CACHE_LEVEL_PIXELS = String(1024 * 1024);
+    try {
+      clearLevelCache();
+      const d = await dec(name);
+      const first = await d.readRegion(1, rect, { layers: 2 });
+      expect(first.data.equals(want.data)).toBe(true);
+      const t = performance.now();
+      const again = await d.readRegion(1, { x: 0, y: 0, width: 256, height: 250 }, { layers: 2 });
+      expect(performance.now() - t).toBeLessThan(50);
+      expect(again.width).toBe(256);
+      // Another layer count is another level.
+      const other = await d.readRegion(1, rect, { layers: 1 });
+      expect(other.data.equals(first.data)).toBe(false);
+      await d.close();
+    } finally {
+      process.env.IIPSRV_J2K_CACHE_LEVEL_PIXELS = '0';
+    }
   });
 });

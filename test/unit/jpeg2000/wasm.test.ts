@@ -5,7 +5,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { clearWasmCache, jpeg2000Backend, jpeg2000Decoder, type Jpeg2000Decoder } from '../../../decoders/jpeg2000/index.js';
+import { clearLevelCache, jpeg2000Backend, jpeg2000Decoder, type Jpeg2000Decoder } from '../../../decoders/jpeg2000/index.js';
 import { ImageServerError } from '../../../src/core/errors.js';
 import type { Rect } from '../../../src/core/view.js';
 import { opjDecompress, psnr } from '../../fixtures/make-jp2.js';
@@ -26,7 +26,7 @@ afterAll(async () => {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }
-  clearWasmCache();
+  clearLevelCache();
   await fx?.cleanup();
 });
 
@@ -83,7 +83,7 @@ describe('WebAssembly fallback', () => {
   });
 
   it('serves the tiles of a small image from one decoded level', async () => {
-    clearWasmCache();
+    clearLevelCache();
     const d = await dec('rgb-tiled-rlcp.j2k');
     const t0 = performance.now();
     await d.readRegion(0, { x: 0, y: 0, width: 256, height: 256 });

@@ -135,7 +135,9 @@ describe.each(FULL.map((f) => [f]))('battery on %s', (name) => {
       expect([...sent].filter((id) => !allowed.has(id))).toEqual([]);
       const payload = p.messages.filter((m) => m.cls === 0).reduce((a, m) => a + m.length, 0);
       expect(payload).toBeLessThanOrEqual(allowedBytes);
-      if (d === 0) expect(sent.size).toBeLessThan(bins.size);
+      // Where the allowance excludes something, the server must too (files without precinct
+      // partitions and few tiles legitimately need every bin).
+      if (allowed.size < bins.size) expect(sent.size).toBeLessThan(bins.size);
     }
   });
 
@@ -167,11 +169,13 @@ describe.each(FULL.map((f) => [f]))('battery on %s', (name) => {
     const q = frameAt(g, 2);
     const first = await c.get(`cnew=http&type=jpp-stream&fsiz=${q.w},${q.h}`);
     expect(first.headers['jpip-cnew']).toMatch(/^cid=[A-Za-z0-9_-]+,path=fcgi-bin\/iipsrv\.fcgi,transport=http$/);
-    const reasons = await c.untilDone(`fsiz=${g.width},${g.height}&len=20000`);
+    // A budget of a quarter of the file (at most 20000 bytes) needs several requests.
+    const len = Math.min(20000, Math.floor(fs.statSync(files[name]).size / 4));
+    const reasons = await c.untilDone(`fsiz=${g.width},${g.height}&len=${len}`);
     expect(reasons.length).toBeGreaterThan(1);
     expect(reasons.slice(0, -1).every((x) => x === 4)).toBe(true);
     expect([1, 2]).toContain(reasons[reasons.length - 1]);
-    for (const b of c.bodies.slice(1, -1)) expect(b.length).toBe(20003); // budget filled exactly, plus EOR
+    for (const b of c.bodies.slice(1, -1)) expect(b.length).toBe(len + 3); // budget filled exactly, plus EOR
     // Nothing is sent twice in a session.
     const seen = new Map<string, number>();
     for (const b of c.bodies) {
