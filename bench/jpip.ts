@@ -120,7 +120,9 @@ async function probeOpjServer(): Promise<string> {
   // OpenJPEG 2.x `-jpip` writes only empty 24-byte iptr/cidx/fidx stubs (RPCL only).
   const ppm = path.join(dir, 'source.ppm');
   spawnSync('opj_decompress', ['-i', path.join(DATA, IMAGE), '-r', '1', '-o', ppm], { stdio: 'ignore' });
-  spawnSync('opj_compress', ['-i', ppm, '-o', file, '-p', 'RPCL', '-n', '6', '-c', '[128,128]', '-r', '80,40,20,8', '-jpip'], { stdio: 'ignore' });
+  spawnSync('opj_compress', ['-i', ppm, '-o', file, '-p', 'RPCL', '-n', '6', '-c', '[128,128]', '-r', '80,40,20,8', '-jpip'], {
+    stdio: 'ignore',
+  });
   const results: string[] = [];
   for (const target of [path.basename(file), IMAGE]) {
     if (target === IMAGE) fs.copyFileSync(path.join(DATA, IMAGE), path.join(dir, IMAGE));
@@ -137,7 +139,9 @@ async function probeOpjServer(): Promise<string> {
       try {
         const res = await fetch(url, { signal: ac.signal });
         const body = Buffer.from(await res.arrayBuffer());
-        results.push(`${target}: HTTP ${res.status}, ${body.length} bytes in ${Date.now() - t0} ms${res.status === 502 || res.status === 504 ? ' (opj_server died or hung)' : ''}`);
+        results.push(
+          `${target}: HTTP ${res.status}, ${body.length} bytes in ${Date.now() - t0} ms${res.status === 502 || res.status === 504 ? ' (opj_server died or hung)' : ''}`,
+        );
       } catch {
         results.push(`${target}: no answer within 8 s (opj_server busy-loops on it)`);
       } finally {
@@ -170,14 +174,20 @@ async function main(): Promise<void> {
     const fresh = await session(base, true);
     console.log(`\n${list.length} windows of ${VIEW}×${VIEW} (overview, zoom ×2 three times with 8 pans each, zoom out):`);
     console.log('window                                      session bytes   stateless bytes');
-    list.forEach((w, i) => console.log(`${w.padEnd(44)}${String(one.perWindow[i]).padStart(13)}${String(fresh.perWindow[i]).padStart(18)}`));
-    console.log(`total: session ${one.bytes} bytes (${((100 * one.bytes) / size).toFixed(1)}% of the file), stateless ${fresh.bytes} bytes`);
+    list.forEach((w, i) =>
+      console.log(`${w.padEnd(44)}${String(one.perWindow[i]).padStart(13)}${String(fresh.perWindow[i]).padStart(18)}`),
+    );
+    console.log(
+      `total: session ${one.bytes} bytes (${((100 * one.bytes) / size).toFixed(1)}% of the file), stateless ${fresh.bytes} bytes`,
+    );
     for (const n of [1, SESSIONS]) {
       const s = await parallel(base, n, false);
       console.log(`${n} concurrent session(s): ${s.rps.toFixed(0)} req/s, ${(s.bytesPerSession / 1e3).toFixed(0)} kB per session`);
     }
     const st = await parallel(base, SESSIONS, true);
-    console.log(`${SESSIONS} concurrent stateless clients: ${st.rps.toFixed(0)} req/s, ${(st.bytesPerSession / 1e3).toFixed(0)} kB per sequence`);
+    console.log(
+      `${SESSIONS} concurrent stateless clients: ${st.rps.toFixed(0)} req/s, ${(st.bytesPerSession / 1e3).toFixed(0)} kB per sequence`,
+    );
   } finally {
     await nginx.stop();
     await backend.stop();

@@ -7,6 +7,7 @@
 import type net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
+import { clearLevelCache } from '../decoders/jpeg2000/index.js';
 import { DecoderRegistry } from '../decoders/registry.js';
 import { LayeredStore } from './cache/layered.js';
 import { MemcachedStore, parseMemcachedServers } from './cache/memcached.js';
@@ -59,11 +60,12 @@ export interface CoreOptions {
 export async function createServerCore(config: Config, logger: Logger, options: CoreOptions = {}): Promise<ServerCore> {
   // libvips' own operation cache holds decoded pixels of recent files; our caches do that job.
   sharp.cache(false);
-  const decoders = new DecoderRegistry();
+  const decoders = new DecoderRegistry(undefined, { maxLayers: config.maxLayers });
   if (config.decoderModules) {
     const errors = await decoders.loadModules(config.decoderModules);
     for (const e of errors) logger.log(LOG.ERROR, `DECODER_MODULES: ${e}`);
   }
+  for (const notice of decoders.notices()) logger.log(LOG.ERROR, notice);
   const images = new ImageRegistry(decoders, config.maxMetadataCacheSize);
   const ram = new RamLruStore(config.maxImageCacheBytes);
   const tiers: CacheStore[] = [ram];
@@ -230,6 +232,7 @@ export async function createServerCore(config: Config, logger: Logger, options: 
     },
     async clearCaches() {
       ram.clear();
+      clearLevelCache();
       await images.clear();
     },
     async close() {

@@ -236,7 +236,10 @@ export class IndexStore {
           await writeAtomically(file, serializeIndex(target.file, csn, data));
           this.stats.persisted++;
         } catch (err) {
-          this.report('write', `JPIP_CACHE: cannot write packet indexes to ${this.options.dir} (${(err as Error).message}); indexes stay in memory`);
+          this.report(
+            'write',
+            `JPIP_CACHE: cannot write packet indexes to ${this.options.dir} (${(err as Error).message}); indexes stay in memory`,
+          );
         }
       }
       return { csn, index: new PacketIndex(data, cs.siz), header: cs.header };

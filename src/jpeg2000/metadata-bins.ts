@@ -56,7 +56,12 @@ export async function metadataBins(src: ByteSource, boxes: BoxStructure | undefi
       pieces.push({ bytes: placeholderBox(PHLD_CODESTREAM, 0, await header(box), codestream++) });
     } else if (box.length > threshold) {
       const id = bins.length + 1;
-      bins.push({ id, pieces: [{ offset: contentOffset(box), length: contentLength(box) }], length: contentLength(box), boxType: box.type });
+      bins.push({
+        id,
+        pieces: [{ offset: contentOffset(box), length: contentLength(box) }],
+        length: contentLength(box),
+        boxType: box.type,
+      });
       pieces.push({ bytes: placeholderBox(PHLD_ORIGINAL, id, await header(box), 0) });
     } else {
       pieces.push({ offset: box.offset, length: box.length });

@@ -187,15 +187,18 @@ export class PrecinctHeaderParser {
               while (!b.zeroPlanes.decode(r, x, y, i)) i++;
               b.included[k] = 1;
             }
-            let passes: number;
-            if (!r.bit()) passes = 1;
-            else if (!r.bit()) passes = 2;
-            else {
-              const v = r.bits(2);
-              if (v !== 3) passes = 3 + v;
-              else {
-                const w = r.bits(5);
-                passes = w !== 31 ? 6 + w : 37 + r.bits(7);
+            // Number of coding passes (Table B.4): 0 → 1, 10 → 2, 11xx → 3–5, 1111 xxxxx → 6–36,
+            // 1111 11111 xxxxxxx → 37–164.
+            let passes = 1;
+            if (r.bit()) {
+              passes = 2;
+              if (r.bit()) {
+                const v = r.bits(2);
+                if (v !== 3) passes = 3 + v;
+                else {
+                  const w = r.bits(5);
+                  passes = w !== 31 ? 6 + w : 37 + r.bits(7);
+                }
               }
             }
             while (r.bit()) b.lblock[k]++;

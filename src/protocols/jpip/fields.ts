@@ -90,7 +90,10 @@ export function inRanges(ranges: readonly Range[], n: number): boolean {
 /** `type=jpp-stream`, `image/jpt-stream`, `jpp-stream;ptype=ext`, preference lists. */
 function parseType(v: string): StreamType | undefined {
   for (const item of v.split(',')) {
-    const t = item.split(';')[0].trim().replace(/^image\//, '');
+    const t = item
+      .split(';')[0]
+      .trim()
+      .replace(/^image\//, '');
     if (t === 'jpp-stream' || t === 'jpt-stream') return t;
   }
   return undefined;
@@ -159,7 +162,8 @@ export function parseJpipRequest(query: string): JpipRequest {
   }
   if ((v = get('fsiz')) !== undefined) {
     const m = /^(\d{1,9}),(\d{1,9})(?:,(round-up|round-down|closest))?$/.exec(v);
-    if (!m || Number(m[1]) === 0 || Number(m[2]) === 0) throw bad('fsiz', '"fx,fy" or "fx,fy,round-up|round-down|closest" with fx, fy ≥ 1', v);
+    if (!m || Number(m[1]) === 0 || Number(m[2]) === 0)
+      throw bad('fsiz', '"fx,fy" or "fx,fy,round-up|round-down|closest" with fx, fy ≥ 1', v);
     req.fsiz = { fx: Number(m[1]), fy: Number(m[2]), round: (m[3] as Rounding | undefined) ?? 'round-down' };
   }
   if ((v = get('roff')) !== undefined) {

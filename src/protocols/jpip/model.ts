@@ -73,7 +73,13 @@ export class CacheModel {
 export type ModelBin =
   | { readonly kind: 'main' }
   | { readonly kind: 'tileHeader' | 'precinct' | 'tile' | 'meta'; readonly id: number | '*' }
-  | { readonly kind: 'implicit'; readonly t?: readonly Range[]; readonly c?: readonly Range[]; readonly r?: readonly Range[]; readonly p?: readonly Range[] };
+  | {
+      readonly kind: 'implicit';
+      readonly t?: readonly Range[];
+      readonly c?: readonly Range[];
+      readonly r?: readonly Range[];
+      readonly p?: readonly Range[];
+    };
 
 export interface ModelItem {
   readonly subtract: boolean;
@@ -106,7 +112,10 @@ function tokens(v: string): string[] {
 }
 
 const bad = (field: string, v: string): ImageServerError =>
-  new ImageServerError('BAD_REQUEST', `Expected cache-model items such as "Hm,H0,P12:40,t0c0r0-2:L1" for ${field} but received "${v.length > 80 ? `${v.slice(0, 80)}…` : v}"`);
+  new ImageServerError(
+    'BAD_REQUEST',
+    `Expected cache-model items such as "Hm,H0,P12:40,t0c0r0-2:L1" for ${field} but received "${v.length > 80 ? `${v.slice(0, 80)}…` : v}"`,
+  );
 
 /** Parses a `model=` or `need=` value. */
 export function parseModel(field: string, value: string): ModelItem[] {
@@ -146,7 +155,13 @@ export function parseModel(field: string, value: string): ModelItem[] {
       }
       bin = { kind: 'implicit', ...parts };
     } else throw bad(field, value);
-    out.push({ subtract, ...(streams ? { streams } : {}), bin, ...(bytes !== undefined ? { bytes } : {}), ...(layers !== undefined ? { layers } : {}) });
+    out.push({
+      subtract,
+      ...(streams ? { streams } : {}),
+      bin,
+      ...(bytes !== undefined ? { bytes } : {}),
+      ...(layers !== undefined ? { layers } : {}),
+    });
   }
   return out;
 }

@@ -6,6 +6,9 @@
 // lives beside them rather than behind the Protocol interface. Errors are ImageServerErrors; the
 // handler turns them into responses.
 
+import cluster from 'node:cluster';
+import os from 'node:os';
+import path from 'node:path';
 import type { Config } from '../../config.js';
 import { ImageServerError } from '../../core/errors.js';
 import type { ServerRequest } from '../../handler-types.js';
@@ -34,6 +37,8 @@ export interface JpipSettings {
   readonly maxModelBytes: number;
   /** Largest response body; a response cut there ends with EOR 7 (response limit). */
   readonly maxResponseBytes: number;
+  /** Folder through which worker processes share sessions (with --workers N); undefined = none. */
+  readonly sharedSessions?: string;
 }
 
 /** The JPIP_* settings of the configuration. */
@@ -45,6 +50,8 @@ export function jpipSettings(config: Config): JpipSettings {
     maxSessions: config.jpipMaxSessions,
     maxModelBytes: Math.floor(config.jpipMaxModelMb * 1048576),
     maxResponseBytes: Math.floor(config.jpipMaxResponseMb * 1048576),
+    // A channel's requests may reach any worker of `--workers N`: they share sessions on disk.
+    ...(cluster.isWorker ? { sharedSessions: path.join(config.jpipCache || path.join(os.tmpdir(), 'iipsrv-jpip'), 'sessions') } : {}),
   };
 }
 
@@ -57,7 +64,8 @@ export interface JpipResponse {
 }
 
 /** Response headers a browser client must be able to read (CORS). */
-export const JPIP_EXPOSED_HEADERS = 'JPIP-cnew, JPIP-tid, JPIP-qid, JPIP-fsiz, JPIP-roff, JPIP-rsiz, JPIP-len, JPIP-layers, JPIP-comps, JPIP-stream, JPIP-type';
+export const JPIP_EXPOSED_HEADERS =
+  'JPIP-cnew, JPIP-tid, JPIP-qid, JPIP-fsiz, JPIP-roff, JPIP-rsiz, JPIP-len, JPIP-layers, JPIP-comps, JPIP-stream, JPIP-type';
 
 /** Fields that only JPIP uses; one of them (and no other protocol's command) makes a request JPIP. */
 const JPIP_KEYS = new Set(['target', 'tid', 'cid', 'cnew', 'cclose']);
@@ -100,7 +108,7 @@ function expand(ranges: readonly Range[] | undefined, count: number): number[] {
 
 function formatRanges(list: readonly number[]): string {
   const parts: string[] = [];
-  for (let i = 0; i < list.length; ) {
+  for (let i = 0; i < list.length;) {
     let j = i;
     while (j + 1 < list.length && list[j + 1] === list[j] + 1) j++;
     parts.push(j > i ? `${list[i]}-${list[j]}` : `${list[i]}`);
@@ -147,7 +155,14 @@ class Emitter implements PieceSink {
    * completeness bit when upTo reaches the end). `locate` feeds the pieces holding bytes
    * [from, to) of the bin to the sink. Throws Stop when the budget is used up.
    */
-  send(cls: BinClass, csn: number, id: number, total: number, upTo: number, locate: (from: number, to: number, sink: PieceSink) => void): void {
+  send(
+    cls: BinClass,
+    csn: number,
+    id: number,
+    total: number,
+    upTo: number,
+    locate: (from: number, to: number, sink: PieceSink) => void,
+  ): void {
     const held = this.held(cls, csn, id);
     if (held >= WHOLE) return;
     const from = Math.min(held, total);
@@ -160,7 +175,8 @@ class Emitter implements PieceSink {
     this.at = this.writer.add(cls, csn, id, from, room, last);
     const end = this.at + room;
     if (room > 0) locate(from, from + room, this);
-    if (this.at !== end) throw new ImageServerError('INTERNAL', undefined, `data-bin ${cls}/${id}: pieces cover ${this.at - end + room} of ${room} bytes`);
+    if (this.at !== end)
+      throw new ImageServerError('INTERNAL', undefined, `data-bin ${cls}/${id}: pieces cover ${this.at - end + room} of ${room} bytes`);
     this.sent.add(csn, cls, id, last ? WHOLE : from + room);
     if (room < length) throw new Stop();
   }
@@ -193,6 +209,7 @@ export class JpipService {
       timeoutMs: settings.sessionTimeoutMs,
       maxSessions: settings.maxSessions,
       maxModelBytes: settings.maxModelBytes,
+      ...(settings.sharedSessions ? { shared: settings.sharedSessions } : {}),
     });
     this.indexes = new IndexStore({ dir: settings.cacheDir, log: (m) => logger.log(LOG.ERROR, m) });
   }
@@ -229,17 +246,20 @@ export class JpipService {
     const headers: Array<[string, string]> = [];
     let session: Session | undefined;
     if (q.cid !== undefined) {
-      session = this.sessions.byChannel(q.cid);
+      session = await this.sessions.channel(q.cid);
       if (!session) throw new ImageServerError('NOT_FOUND', `Unknown JPIP channel: ${q.cid}`);
       if (q.target !== undefined && q.target !== session.target) {
-        throw new ImageServerError('BAD_REQUEST', `Channel ${q.cid} belongs to another target; open a new channel (cnew) for "${q.target}"`);
+        throw new ImageServerError(
+          'BAD_REQUEST',
+          `Channel ${q.cid} belongs to another target; open a new channel (cnew) for "${q.target}"`,
+        );
       }
     }
     const identifier = session?.target ?? q.target ?? this.targetFromPath(req);
     if (identifier === undefined) {
       if (q.cclose) {
         // Closing channels needs no target.
-        this.sessions.close(q.cclose);
+        await this.sessions.close(q.cclose);
         return this.reply(headers, q.type ?? 'jpp-stream', Buffer.from([0, EOR.WINDOW_DONE, 0]), head);
       }
       throw new ImageServerError('BAD_REQUEST', 'A JPIP request needs a target (target= or the URL path) or a channel (cid=)');
@@ -260,7 +280,7 @@ export class JpipService {
     const type = q.type ?? session?.type ?? 'jpp-stream';
     const work = async (): Promise<JpipResponse> => {
       const body = await this.respond(q, target, tid, session, type, headers, head);
-      if (q.cclose) this.sessions.close(q.cclose, session);
+      if (q.cclose) await this.sessions.close(q.cclose, session);
       return this.reply(headers, type, body, head);
     };
     return session ? this.sessions.run(session, work) : work();
@@ -295,7 +315,8 @@ export class JpipService {
 
     const count = target.codestreams.length;
     const streams = expand(q.stream, count);
-    if (streams.length === 0) throw new ImageServerError('BAD_REQUEST', `The target has ${count} codestream${count === 1 ? '' : 's'}; none matches stream`);
+    if (streams.length === 0)
+      throw new ImageServerError('BAD_REQUEST', `The target has ${count} codestream${count === 1 ? '' : 's'}; none matches stream`);
     if (q.stream && q.stream.some((r) => r.to >= count)) headers.push(['JPIP-stream', formatRanges(streams)]);
     const entries = await Promise.all(streams.map((csn) => this.indexes.codestream(target, csn)));
 
@@ -340,8 +361,16 @@ export class JpipService {
    * layer by layer within a resolution (or the tile bins, for JPT). Returns true when the whole
    * image (every bin of every codestream) has been delivered.
    */
-  private emitAll(q: JpipRequest, target: Target, entries: readonly CodestreamEntry[], type: StreamType, emit: Emitter, headers: Array<[string, string]>): boolean {
-    const meta = (bin: MetadataBin): void => emit.send(BIN_CLASS.METADATA, 0, bin.id, bin.length, bin.length, (a, b, sink) => slicePieces(bin.pieces, a, b, sink));
+  private emitAll(
+    q: JpipRequest,
+    target: Target,
+    entries: readonly CodestreamEntry[],
+    type: StreamType,
+    emit: Emitter,
+    headers: Array<[string, string]>,
+  ): boolean {
+    const meta = (bin: MetadataBin): void =>
+      emit.send(BIN_CLASS.METADATA, 0, bin.id, bin.length, bin.length, (a, b, sink) => slicePieces(bin.pieces, a, b, sink));
     meta(target.metadata[0]);
     const types = q.metareq?.types ?? [];
     for (const bin of target.metadata.slice(1)) if (types.includes('*') || (bin.boxType && types.includes(bin.boxType))) meta(bin);
@@ -384,7 +413,7 @@ export class JpipService {
     // Lowest resolution first, and within a resolution layer by layer, so that a response cut
     // by `len` still improves the whole window as much as it can.
     const list = content.precincts;
-    for (let i = 0; i < list.length; ) {
+    for (let i = 0; i < list.length;) {
       let j = i;
       while (j < list.length && list[j].resolution === list[i].resolution) j++;
       let top = 0;
@@ -440,7 +469,13 @@ export class JpipService {
   }
 
   /** Applies `model` (or, with `need`, its complement: the client lacks these bins). */
-  private async applyModel(items: readonly ModelItem[], model: CacheModel, target: Target, entries: readonly CodestreamEntry[], need: boolean): Promise<void> {
+  private async applyModel(
+    items: readonly ModelItem[],
+    model: CacheModel,
+    target: Target,
+    entries: readonly CodestreamEntry[],
+    need: boolean,
+  ): Promise<void> {
     const byCsn = new Map(entries.map((e) => [e.csn, e]));
     for (const item of items) {
       const csns = item.streams ? expand(item.streams, target.codestreams.length) : entries.map((e) => e.csn);
@@ -451,7 +486,8 @@ export class JpipService {
         else model.add(csn, cls, id, bytes);
       };
       if (item.bin.kind === 'meta') {
-        for (const bin of target.metadata) if (item.bin.id === '*' || item.bin.id === bin.id) set(0, BIN_CLASS.METADATA, bin.id, bin.length);
+        for (const bin of target.metadata)
+          if (item.bin.id === '*' || item.bin.id === bin.id) set(0, BIN_CLASS.METADATA, bin.id, bin.length);
         continue;
       }
       for (const csn of csns) {
@@ -475,7 +511,13 @@ export class JpipService {
             const one = (id: number): void => {
               const a = precinctOfBin(id, tiles, (t) => index.layout(t));
               if (!a) return;
-              set(csn, BIN_CLASS.PRECINCT, id, index.binBytes(a.tile, a.component, a.sequence), index.binBytes(a.tile, a.component, a.sequence, item.layers));
+              set(
+                csn,
+                BIN_CLASS.PRECINCT,
+                id,
+                index.binBytes(a.tile, a.component, a.sequence),
+                index.binBytes(a.tile, a.component, a.sequence, item.layers),
+              );
             };
             if (bin.id !== '*') one(bin.id);
             else
@@ -493,7 +535,13 @@ export class JpipService {
                   const res = tcl.resolutions[r];
                   for (const p of expand(bin.p, res.across * res.down)) {
                     const s = res.first + p;
-                    set(csn, BIN_CLASS.PRECINCT, precinctDataBinId(t, tcl.component, s, index.components, tiles), index.binBytes(t, tcl.component, s), index.binBytes(t, tcl.component, s, item.layers));
+                    set(
+                      csn,
+                      BIN_CLASS.PRECINCT,
+                      precinctDataBinId(t, tcl.component, s, index.components, tiles),
+                      index.binBytes(t, tcl.component, s),
+                      index.binBytes(t, tcl.component, s, item.layers),
+                    );
                   }
                 }
               }

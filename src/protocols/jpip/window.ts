@@ -164,7 +164,13 @@ export function windowContent(index: PacketIndex, frame: Frame, region: Region, 
           for (let py = hit.py0; py < hit.py1; py++) {
             for (let px = hit.px0; px < hit.px1; px++) {
               const sequence = res.first + px + py * res.across;
-              list.push({ tile: t, component: c, resolution: r, sequence, id: precinctDataBinId(t, c, sequence, siz.components.length, index.tileCount) });
+              list.push({
+                tile: t,
+                component: c,
+                resolution: r,
+                sequence,
+                id: precinctDataBinId(t, c, sequence, siz.components.length, index.tileCount),
+              });
             }
           }
         }

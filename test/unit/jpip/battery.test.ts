@@ -14,7 +14,16 @@ import { loadConfig } from '../../../src/config.js';
 import type { ServerRequest } from '../../../src/handler-types.js';
 import { silentLogger } from '../../../src/log.js';
 import { createServerCore, type ServerCore } from '../../../src/server.js';
-import { checkBodies, Client, frameAt, geometry, independentBins, parseStream, type Parsed, type Transport } from '../../fixtures/jpip-battery.js';
+import {
+  checkBodies,
+  Client,
+  frameAt,
+  geometry,
+  independentBins,
+  parseStream,
+  type Parsed,
+  type Transport,
+} from '../../fixtures/jpip-battery.js';
 import { FIXTURES, makeJpipFixtures, sharedFixtureDir, TOOLS, type FixtureName } from '../../fixtures/make-jpip.js';
 
 let files: Record<FixtureName, string>;
@@ -108,7 +117,12 @@ describe.each(FULL.map((f) => [f]))('battery on %s', (name) => {
     const bins = await independentBins(TOOLS, files[name]);
     for (let d = 0; d <= g.levels; d++) {
       const f = frameAt(g, d);
-      const region = { x: Math.floor(f.w * 0.3), y: Math.floor(f.h * 0.25), w: Math.max(1, Math.floor(f.w * 0.4)), h: Math.max(1, Math.floor(f.h * 0.35)) };
+      const region = {
+        x: Math.floor(f.w * 0.3),
+        y: Math.floor(f.h * 0.25),
+        w: Math.max(1, Math.floor(f.w * 0.4)),
+        h: Math.max(1, Math.floor(f.h * 0.35)),
+      };
       const c = new Client(send, base());
       const r = await c.get(`fsiz=${f.w},${f.h}&roff=${region.x},${region.y}&rsiz=${region.w},${region.h}`);
       expect(r.headers['jpip-roff']).toBeUndefined();
@@ -125,7 +139,12 @@ describe.each(FULL.map((f) => [f]))('battery on %s', (name) => {
         if (b.r > top) continue;
         const s = 2 ** (top - b.r);
         const [x0, y0, x1, y1] = b.rect;
-        if (x1 > Math.floor(X0 / s) - M && x0 < Math.ceil((X0 + region.w) / s) + M && y1 > Math.floor(Y0 / s) - M && y0 < Math.ceil((Y0 + region.h) / s) + M) {
+        if (
+          x1 > Math.floor(X0 / s) - M &&
+          x0 < Math.ceil((X0 + region.w) / s) + M &&
+          y1 > Math.floor(Y0 / s) - M &&
+          y0 < Math.ceil((Y0 + region.h) / s) + M
+        ) {
           allowed.add(id);
           allowedBytes += b.bytes;
         }
@@ -205,7 +224,10 @@ describe.each(FULL.map((f) => [f]))('battery on %s', (name) => {
       expect(held.has(key)).toBe(false);
     }
     await checkBodies([a.bodies[0], get.body], files[name], workDir());
-    const post = await send(`/fcgi-bin/iipsrv.fcgi?target=${target()}`, { method: 'POST', body: `fsiz=${g.width},${g.height}&model=${encodeURIComponent(model)}` });
+    const post = await send(`/fcgi-bin/iipsrv.fcgi?target=${target()}`, {
+      method: 'POST',
+      body: `fsiz=${g.width},${g.height}&model=${encodeURIComponent(model)}`,
+    });
     expect(post.status).toBe(200);
     expect(post.body.equals(get.body)).toBe(true);
   });

@@ -35,7 +35,9 @@ function code(fn: () => unknown): string | undefined {
 
 describe('parseJpipRequest', () => {
   it('reads the fields real clients send', () => {
-    const q = parseJpipRequest('cid=abc&stream=0&type=jpp-stream&roff=10,20&rsiz=300,200&fsiz=1024,768,closest&quality=100&comps=0,1,2&len=2000&qid=7');
+    const q = parseJpipRequest(
+      'cid=abc&stream=0&type=jpp-stream&roff=10,20&rsiz=300,200&fsiz=1024,768,closest&quality=100&comps=0,1,2&len=2000&qid=7',
+    );
     expect(q).toMatchObject({
       cid: 'abc',
       stream: [{ from: 0, to: 0 }],
@@ -79,13 +81,22 @@ describe('parseJpipRequest', () => {
     expect(parseJpipRequest('comps=2-').comps).toEqual([{ from: 2, to: Infinity }]);
   });
 
-  it.each(['fsiz=0,10', 'fsiz=10', 'fsiz=10,10,nearest', 'roff=a,b', 'rsiz=-1,4', 'len=-5', 'layers=x', 'comps=3-1', 'qid=q', 'target=', 'cid='])(
-    'rejects %s with a 400 naming the field',
-    (query) => {
-      const msg = code(() => parseJpipRequest(query));
-      expect(msg).toMatch(/^400 Expected .* for (fsiz|roff|rsiz|len|layers|comps|qid|target|cid) but received/);
-    },
-  );
+  it.each([
+    'fsiz=0,10',
+    'fsiz=10',
+    'fsiz=10,10,nearest',
+    'roff=a,b',
+    'rsiz=-1,4',
+    'len=-5',
+    'layers=x',
+    'comps=3-1',
+    'qid=q',
+    'target=',
+    'cid=',
+  ])('rejects %s with a 400 naming the field', (query) => {
+    const msg = code(() => parseJpipRequest(query));
+    expect(msg).toMatch(/^400 Expected .* for (fsiz|roff|rsiz|len|layers|comps|qid|target|cid) but received/);
+  });
 
   it('accepts signed region offsets and unknown fields', () => {
     expect(parseJpipRequest('roff=-5,3&wait=no&abandon=x&tpmodel=1').roff).toEqual({ x: -5, y: 3 });
@@ -106,14 +117,25 @@ describe('model grammar', () => {
     ]);
     const q = parseModel('model', '[1-2],Hm,[0;3]P1');
     expect(q[0]).toMatchObject({ streams: [{ from: 1, to: 2 }], bin: { kind: 'main' } });
-    expect(q[1]).toMatchObject({ streams: [{ from: 0, to: 0 }, { from: 3, to: 3 }] });
+    expect(q[1]).toMatchObject({
+      streams: [
+        { from: 0, to: 0 },
+        { from: 3, to: 3 },
+      ],
+    });
   });
 
   it('parses implicit precinct sets', () => {
     expect(parseModel('model', 't0c1-2r*p3:L1')).toEqual([
       {
         subtract: false,
-        bin: { kind: 'implicit', t: [{ from: 0, to: 0 }], c: [{ from: 1, to: 2 }], r: [{ from: 0, to: Infinity }], p: [{ from: 3, to: 3 }] },
+        bin: {
+          kind: 'implicit',
+          t: [{ from: 0, to: 0 }],
+          c: [{ from: 1, to: 2 }],
+          r: [{ from: 0, to: Infinity }],
+          p: [{ from: 3, to: 3 }],
+        },
         layers: 1,
       },
     ]);

@@ -53,10 +53,15 @@ describe('MessageWriter', () => {
     w.add(0, 0, 2048, 0, Buffer.alloc(0), false);
     const out = w.finish(EOR.WINDOW_DONE);
     expect(hex(out)).toBe(
-      '6f' + '0000' + '0000' + // id 15 in one byte (full form: class 0, CSn 0)
-        'a010' + '0000' + // 16 = 0000 | 0010000
-        'af7f' + '0000' + // 2047 = 1111 | 1111111
-        'a09000' + '0000' + // 2048 = 0000 | 0010000 | 0000000 (two extension bytes)
+      '6f' +
+        '0000' +
+        '0000' + // id 15 in one byte (full form: class 0, CSn 0)
+        'a010' +
+        '0000' + // 16 = 0000 | 0010000
+        'af7f' +
+        '0000' + // 2047 = 1111 | 1111111
+        'a09000' +
+        '0000' + // 2048 = 0000 | 0010000 | 0000000 (two extension bytes)
         '000200',
     );
   });

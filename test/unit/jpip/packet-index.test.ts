@@ -112,7 +112,18 @@ describe('packet index', () => {
 
   it('refuses progression order changes with a 415 naming them', async () => {
     const file = path.join(scratch, 'poc.j2k');
-    await run('opj_compress', ['-i', path.join(sharedFixtureDir(), 'source.ppm'), '-o', file, '-n', '4', '-r', '40,10,1', '-POC', 'T1=0,0,1,4,3,LRCP/T1=0,0,3,4,3,RLCP']);
+    await run('opj_compress', [
+      '-i',
+      path.join(sharedFixtureDir(), 'source.ppm'),
+      '-o',
+      file,
+      '-n',
+      '4',
+      '-r',
+      '40,10,1',
+      '-POC',
+      'T1=0,0,1,4,3,LRCP/T1=0,0,3,4,3,RLCP',
+    ]);
     const err = await index(file).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ImageServerError);
     expect((err as ImageServerError).status).toBe(415);

@@ -36,7 +36,8 @@ const cidOf = (r: Reply): string => /cid=([^,]+)/.exec(r.headers['jpip-cnew'] ??
 beforeAll(async () => {
   files = await makeJpipFixtures();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iipsrv-jpip-proto-'));
-  for (const name of ['rpclPlt', 'lrcpTiledPlt', 'pcrlTiledPlt'] as const) fs.copyFileSync(files[name], path.join(dir, path.basename(files[name])));
+  for (const name of ['rpclPlt', 'lrcpTiledPlt', 'pcrlTiledPlt'] as const)
+    fs.copyFileSync(files[name], path.join(dir, path.basename(files[name])));
   fs.mkdirSync(path.join(dir, 'sub dir'));
   fs.copyFileSync(files.rpclPlt, path.join(dir, 'sub dir', 'a+b.jp2'));
   fs.writeFileSync(path.join(dir, 'text.jp2'), 'not a JPEG 2000 file at all');

@@ -1,6 +1,10 @@
 // JPIP sessions: channels sharing a model, expiry on a fake clock, the session limit (503),
-// the model memory bound (oldest idle session dropped), cclose, and one-at-a-time requests.
+// the model memory bound (oldest idle session dropped), cclose, one-at-a-time requests, and
+// sessions shared through a folder by two stores (two worker processes).
 
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ImageServerError } from '../../../src/core/errors.js';
 import { SessionStore } from '../../../src/protocols/jpip/sessions.js';
@@ -12,16 +16,17 @@ function store(opts: Partial<{ timeoutMs: number; maxSessions: number; maxModelB
 }
 
 describe('SessionStore', () => {
-  it('opens sessions with unguessable channel ids and adds channels sharing the model', () => {
+  it('opens sessions with unguessable channel ids and adds channels sharing the model', async () => {
     const { s } = store();
     const a = s.open('a.jp2', 'tid', 'jpp-stream');
     const b = s.open('a.jp2', 'tid', 'jpp-stream');
-    expect(a.cid).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(a.cid).toMatch(/^[A-Za-z0-9_-]{30}$/);
+    expect(a.cid.slice(0, 22)).toBe(a.session.id);
     expect(a.cid).not.toBe(b.cid);
     const extra = s.addChannel(a.session);
-    expect(s.byChannel(extra)).toBe(a.session);
-    expect(s.byChannel(a.cid)).toBe(a.session);
-    expect(s.byChannel('nope')).toBeUndefined();
+    expect(await s.channel(extra)).toBe(a.session);
+    expect(await s.channel(a.cid)).toBe(a.session);
+    expect(await s.channel('nope')).toBeUndefined();
     expect(s.size).toBe(2);
     expect(s.channelCount).toBe(3);
   });
@@ -32,9 +37,9 @@ describe('SessionStore', () => {
     advance(900);
     await s.run(a.session, async () => undefined); // use refreshes it
     advance(900);
-    expect(s.byChannel(a.cid)).toBe(a.session);
+    expect(await s.channel(a.cid)).toBe(a.session);
     advance(1100);
-    expect(s.byChannel(a.cid)).toBeUndefined();
+    expect(await s.channel(a.cid)).toBeUndefined();
     expect(s.size).toBe(0);
     expect(s.stats.expired).toBe(1);
   });
@@ -66,21 +71,21 @@ describe('SessionStore', () => {
     await s.run(b.session, async () => {
       for (let i = 0; i < 600; i++) b.session.model.add(0, 0, i, 10);
     });
-    expect(s.byChannel(a.cid)).toBeUndefined();
-    expect(s.byChannel(b.cid)).toBe(b.session);
+    expect(await s.channel(a.cid)).toBeUndefined();
+    expect(await s.channel(b.cid)).toBe(b.session);
     expect(s.stats.evicted).toBe(1);
     expect(s.modelBytes).toBeLessThanOrEqual(48 * 1000);
   });
 
-  it('closes channels one by one or all at once; the session ends with its last channel', () => {
+  it('closes channels one by one or all at once; the session ends with its last channel', async () => {
     const { s } = store();
     const a = s.open('a', 't', 'jpp-stream');
     const c2 = s.addChannel(a.session);
-    s.close([a.cid]);
-    expect(s.byChannel(a.cid)).toBeUndefined();
-    expect(s.byChannel(c2)).toBe(a.session);
-    s.close(['*'], a.session);
-    expect(s.byChannel(c2)).toBeUndefined();
+    await s.close([a.cid]);
+    expect(await s.channel(a.cid)).toBeUndefined();
+    expect(await s.channel(c2)).toBe(a.session);
+    await s.close(['*'], a.session);
+    expect(await s.channel(c2)).toBeUndefined();
     expect(s.size).toBe(0);
   });
 
@@ -103,5 +108,37 @@ describe('SessionStore', () => {
     release();
     await Promise.all([first, second, ...queued]);
     expect(order).toEqual(['1 start', '1 end', '2']);
+  });
+
+  it('shares sessions between workers through a folder', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iipsrv-jpip-sessions-'));
+    try {
+      const opts = { timeoutMs: 60_000, maxSessions: 10, maxModelBytes: 1 << 20, shared: dir };
+      const w1 = new SessionStore(opts);
+      const w2 = new SessionStore(opts);
+      const { session, cid } = w1.open('a.jp2', 'tid1', 'jpt-stream');
+      await w1.run(session, async () => session.model.add(0, 6, 0, 123));
+      expect(fs.readdirSync(dir)).toEqual([`${session.id}.json`]);
+      // The channel's next request reaches the other worker: same target, type and model.
+      const there = await w2.channel(cid);
+      expect(there).toMatchObject({ id: session.id, target: 'a.jp2', tid: 'tid1', type: 'jpt-stream' });
+      expect(there!.model.held(0, 6, 0)).toBe(123);
+      await w2.run(there!, async () => there!.model.add(0, 0, 5, 40));
+      // Back on the first worker, which sees the change.
+      const back = await w1.channel(cid);
+      expect(back).toBe(session);
+      await w1.run(session, async () => expect(session.model.held(0, 0, 5)).toBe(40));
+      // A channel added on one worker is known to the other; closing the last channel ends the session everywhere.
+      const second = w2.addChannel(there!);
+      await w2.run(there!, async () => undefined);
+      expect(await w1.channel(second)).toBe(session);
+      await w1.close(['*'], session);
+      expect(fs.readdirSync(dir)).toEqual([]);
+      expect(await w2.channel(cid)).toBeUndefined();
+      expect(await w2.channel('x'.repeat(30))).toBeUndefined();
+      expect(await w2.channel('../../etc/passwd.json..x')).toBeUndefined();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
