@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ImageServerError, toServerError } from './core/errors.js';
 import type { Config } from './config.js';
-import type { RequestHandler, ServerRequest, ServerResponse } from './handler-types.js';
+import type { ServerRequest, ServerResponse } from './handler-types.js';
 import { LOG, type Logger } from './log.js';
 import { protocolByName } from './protocols/index.js';
 import { iip, withIipSetters } from './protocols/iip.js';
@@ -111,7 +111,10 @@ function delegation(commands: IipCommands): Omit<Route, 'request'> | null {
   return { protocol: protocolByName(name), name, argument: out.argument, via: 'query', setters: commands, notes };
 }
 
-export function createHandler(deps: HandlerDeps): RequestHandler & { stats: HandlerStats } {
+/** A response with the protocol that answered it, for the counters. */
+export type HandledResponse = ServerResponse & { readonly protocol?: string };
+
+export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promise<HandledResponse>) & { stats: HandlerStats } {
   const { config, logger, images, cache } = deps;
   const stats: HandlerStats = { requests: 0, cacheHits: 0, passthrough: 0, renders: 0, errors: 0 };
   // Formatted metadata bodies by file identity and variant (version, id): viewers ask for
@@ -328,19 +331,20 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
     headers.push(['Cache-Control', value]);
   }
 
-  const handler = async (req: ServerRequest): Promise<ServerResponse> => {
+  const handler = async (req: ServerRequest): Promise<HandledResponse> => {
     const started = process.hrtime.bigint();
     stats.requests++;
     const head = req.method === 'HEAD';
     let route: Route | null = null;
     let input: ProtocolInput | undefined;
     let res: ServerResponse & { note?: string };
+    let isJpip = false;
     try {
       if (req.method === 'OPTIONS') {
         res = respond(204, [['Allow', ALLOW], ['Cache-Control', config.cacheControl], ...corsHeaders], Buffer.alloc(0), true);
       } else if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') {
         throw new ImageServerError('METHOD_NOT_ALLOWED', `Method ${req.method} is not allowed`);
-      } else if (jpip.matches(req)) {
+      } else if ((isJpip = jpip.matches(req))) {
         // JPIP takes its own road after the handler: data-bins from the packet index, not pixels.
         const out = await jpip.handle(req, head);
         res = { ...respond(out.status, [...out.headers, ...corsHeaders], out.body, head), note: out.note };
@@ -387,7 +391,8 @@ export function createHandler(deps: HandlerDeps): RequestHandler & { stats: Hand
         `${req.method} ${req.requestUri} ${res.status} ${length}B ${ms.toFixed(2)}ms${res.note ? ` ${res.note}` : ''}`,
       );
     }
-    return res;
+    const protocol = isJpip ? 'JPIP' : route ? (route.protocol?.name ?? 'unknown') : 'none';
+    return { ...res, protocol };
   };
   return Object.assign(handler, { stats });
 }

@@ -14,7 +14,7 @@ import { MemcachedStore, parseMemcachedServers } from './cache/memcached.js';
 import { RamLruStore } from './cache/ram-lru.js';
 import type { CacheStore } from './cache/store.js';
 import type { Config } from './config.js';
-import { createHandler, routeRequest, SERVER_NAME, type HandlerStats } from './handler.js';
+import { createHandler, SERVER_NAME, type HandlerStats } from './handler.js';
 import type { RequestHandler, ServerRequest, ServerResponse } from './handler-types.js';
 import { availableFormats } from './image/encode.js';
 import { ImageRegistry } from './image/registry.js';
@@ -201,14 +201,9 @@ export async function createServerCore(config: Config, logger: Logger, options: 
       res = plain(200, 'text/plain; version=0.0.4; charset=utf-8', renderPrometheus(snapshots, global), req.method === 'HEAD');
       protocol = 'metrics';
     } else {
-      res = await inner(req);
-      let route: ReturnType<typeof routeRequest> = null;
-      try {
-        route = routeRequest(req, config);
-      } catch {
-        // counted as unknown below
-      }
-      protocol = route ? (route.protocol?.name ?? 'unknown') : 'none';
+      const handled = await inner(req);
+      res = handled;
+      protocol = handled.protocol ?? 'unknown';
     }
     metrics.observe(protocol, res.status, Number(process.hrtime.bigint() - t0) / 1e9);
     return res;

@@ -130,3 +130,47 @@ describe('JPIP through nginx and FastCGI', () => {
     for (const [name, mtime] of before) expect(fs.statSync(path.join(dir, name)).mtimeMs).toBe(mtime);
   });
 });
+
+describe('JPIP with --workers 2 (sessions shared between worker processes)', () => {
+  let pool: Running;
+  let front: Awaited<ReturnType<typeof startNginx>>;
+  let via: Transport;
+
+  beforeAll(async () => {
+    pool = await startIipsrv({ ...env(), JPIP_CACHE: path.join(work, 'workers') }, ['--workers', '2']);
+    // A new backend connection per request: the master hands them to the workers in turn.
+    front = await startNginx([pool.port], 'nginx-jpip.conf', { keepAlive: false });
+    via = async (uri) => {
+      const res = await fetch(`http://127.0.0.1:${front.port}${uri}`);
+      const headers: Record<string, string> = {};
+      res.headers.forEach((v, k) => (headers[k] = v));
+      return { status: res.status, headers, body: Buffer.from(await res.arrayBuffer()) };
+    };
+  }, 60_000);
+
+  afterAll(async () => {
+    await front?.stop();
+    await pool?.stop();
+  });
+
+  it('continues a channel whichever worker gets each request', async () => {
+    const f = files.pcrlTiledPlt;
+    const g = await geometry(f);
+    const c = new Client(via, '/jpip/pcrl_tiled_plt.j2k?');
+    await c.get('cnew=http&fsiz=64,48');
+    const reasons = await c.untilDone(`fsiz=${g.width},${g.height}&len=8000`);
+    expect(reasons.length).toBeGreaterThan(4);
+    await checkBodies(c.bodies, f, workDir());
+    // Nothing was sent twice although the model moved between processes.
+    const seen = new Map<string, number>();
+    for (const b of c.bodies) {
+      for (const m of parseStream(b).messages) {
+        expect(m.offset).toBe(seen.get(`${m.cls}/${m.id}`) ?? 0);
+        seen.set(`${m.cls}/${m.id}`, m.offset + m.length);
+      }
+    }
+    expect(fs.readdirSync(path.join(work, 'workers', 'sessions'))).toHaveLength(1);
+    await c.get('cclose=*');
+    expect(fs.readdirSync(path.join(work, 'workers', 'sessions'))).toHaveLength(0);
+  });
+});

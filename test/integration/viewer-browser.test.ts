@@ -73,16 +73,18 @@ describe('viewer page in Chromium', () => {
       });
       try {
         await page.goto(`${base}/#image=sample.tif&protocol=${protocol}`);
-        await page.waitForFunction(
-          (p) => {
-            const s = (window as unknown as { tileStats?: { loaded: number; protocol: string } }).tileStats;
-            return s !== undefined && s.protocol === p && s.loaded >= 4;
-          },
-          protocol,
-          { timeout: 20_000 },
-        ).catch((err: Error) => {
-          throw new Error(`${err.message}; page errors: ${pageErrors.join('; ')}; tiles: ${tileStatuses.join(',')}`);
-        });
+        await page
+          .waitForFunction(
+            (p) => {
+              const s = (window as unknown as { tileStats?: { loaded: number; protocol: string } }).tileStats;
+              return s !== undefined && s.protocol === p && s.loaded >= 4;
+            },
+            protocol,
+            { timeout: 20_000 },
+          )
+          .catch((err: Error) => {
+            throw new Error(`${err.message}; page errors: ${pageErrors.join('; ')}; tiles: ${tileStatuses.join(',')}`);
+          });
         // Let the first zoom level finish drawing.
         await page.waitForTimeout(1500);
         const stats = await page.evaluate(() => (window as unknown as { tileStats: { failed: number; loaded: number } }).tileStats);

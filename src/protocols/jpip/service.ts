@@ -69,8 +69,9 @@ export const JPIP_EXPOSED_HEADERS =
 
 /** Fields that only JPIP uses; one of them (and no other protocol's command) makes a request JPIP. */
 const JPIP_KEYS = new Set(['target', 'tid', 'cid', 'cnew', 'cclose']);
-/** IIP commands that could share a query with JPIP-looking keys; they win. */
-const IIP_KEYS = /^(fif|obj|cvt|jtl|til|ptl|wid|hei|rgn|qlt|sds|cnt|gam|cmp|inv|spectra|pfl|lyr|col|shd|minmax|ctw|rot|hei)$/i;
+/** Commands of the other protocols (IIP and the ones it delegates to); any of them wins. */
+const OTHER_KEYS =
+  /^(fif|obj|cvt|jtl|ptl|wtl|atl|ttl|til|wid|hei|rgn|qlt|sds|cnt|gam|cmp|inv|spectra|pfl|lyr|col|shd|minmax|ctw|rot|iiif|zoomify|deepzoom)$/i;
 
 const pathOf = (req: ServerRequest): string => req.requestUri.split('?')[0];
 
@@ -94,7 +95,7 @@ export function isJpipRequest(req: ServerRequest, prefix: string): boolean {
     const eq = token.indexOf('=');
     const name = eq < 0 ? token : token.slice(0, eq);
     if (JPIP_KEYS.has(name)) jpip = true;
-    else if (IIP_KEYS.test(name) || protocolByName(name)) return false;
+    else if (OTHER_KEYS.test(name) || protocolByName(name)) return false;
   }
   return jpip;
 }
@@ -247,7 +248,7 @@ export class JpipService {
     let session: Session | undefined;
     if (q.cid !== undefined) {
       session = await this.sessions.channel(q.cid);
-      if (!session) throw new ImageServerError('NOT_FOUND', `Unknown JPIP channel: ${q.cid}`);
+      if (!session) throw new ImageServerError('NOT_FOUND', `Unknown JPIP channel: ${q.cid.slice(0, 64)}`);
       if (q.target !== undefined && q.target !== session.target) {
         throw new ImageServerError(
           'BAD_REQUEST',

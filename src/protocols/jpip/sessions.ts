@@ -33,6 +33,8 @@ export interface Session {
   queued: number;
   /** Shared mode: size and mtime of the session file as this process last wrote or read it. */
   stamp?: string;
+  /** Shared mode: channels opened here and not saved yet (a reload must keep them). */
+  readonly added: Set<string>;
   closed?: boolean;
 }
 
@@ -91,7 +93,18 @@ export class SessionStore {
   }
 
   private newSession(id: string, target: string, tid: string, type: StreamType): Session {
-    return { id, target, tid, model: new CacheModel(), channels: new Set(), type, lastUsed: this.now(), tail: Promise.resolve(), queued: 0 };
+    return {
+      id,
+      target,
+      tid,
+      model: new CacheModel(),
+      channels: new Set(),
+      added: new Set(),
+      type,
+      lastUsed: this.now(),
+      tail: Promise.resolve(),
+      queued: 0,
+    };
   }
 
   private file(id: string): string {
@@ -157,6 +170,7 @@ export class SessionStore {
   addChannel(session: Session): string {
     const cid = session.id + randomBytes(6).toString('base64url');
     session.channels.add(cid);
+    if (this.options.shared) session.added.add(cid);
     this.channels.set(cid, session);
     return cid;
   }
@@ -205,7 +219,7 @@ export class SessionStore {
     for (const [csn, cls, bin, bytes] of data.model) s.model.add(csn, cls as 0, bin, bytes);
     for (const cid of s.channels) if (!data.channels.includes(cid)) this.channels.delete(cid);
     s.channels.clear();
-    for (const cid of data.channels) {
+    for (const cid of [...data.channels, ...s.added]) {
       s.channels.add(cid);
       this.channels.set(cid, s);
     }
@@ -232,13 +246,16 @@ export class SessionStore {
     await writeAtomically(file, Buffer.from(JSON.stringify(data)));
     const st = await fs.stat(file);
     s.stamp = `${st.size}:${st.mtimeMs}`;
+    s.added.clear();
   }
 
   /** Closes channels (`*` = all channels of `session`); a session without channels ends. */
   async close(cids: readonly string[], session?: Session): Promise<void> {
     const list = cids.includes('*') ? [...(session?.channels ?? [])] : cids;
     for (const cid of list) {
-      const s = this.channels.get(cid) ?? (this.options.shared && cid.length > SESSION_ID ? await this.refresh(cid.slice(0, SESSION_ID)) : undefined);
+      const s =
+        this.channels.get(cid) ??
+        (this.options.shared && cid.length > SESSION_ID ? await this.refresh(cid.slice(0, SESSION_ID)) : undefined);
       if (!s || !s.channels.has(cid)) continue;
       this.channels.delete(cid);
       s.channels.delete(cid);
@@ -252,7 +269,8 @@ export class SessionStore {
    * shared mode, saved afterwards). Throws UNAVAILABLE (503) when too many requests wait.
    */
   async run<T>(session: Session, fn: () => Promise<T>): Promise<T> {
-    if (session.queued > (this.options.maxQueue ?? 4)) throw new ImageServerError('UNAVAILABLE', 'JPIP channel busy: too many requests queued');
+    if (session.queued > (this.options.maxQueue ?? 4))
+      throw new ImageServerError('UNAVAILABLE', 'JPIP channel busy: too many requests queued');
     session.queued++;
     const result = session.tail.then(async () => {
       if (this.options.shared && session.stamp !== undefined) await this.refresh(session.id);

@@ -10,8 +10,8 @@ import { loadConfig } from '../../../src/config.js';
 import type { ServerRequest } from '../../../src/handler-types.js';
 import { silentLogger } from '../../../src/log.js';
 import { createServerCore, type ServerCore } from '../../../src/server.js';
-import { parseStream, type Reply } from '../../fixtures/jpip-battery.js';
-import { makeJpipFixtures, type FixtureName } from '../../fixtures/make-jpip.js';
+import { checkBodies, parseStream, type Reply } from '../../fixtures/jpip-battery.js';
+import { makeJpipFixtures, tool, type FixtureName } from '../../fixtures/make-jpip.js';
 
 let files: Record<FixtureName, string>;
 let dir: string;
@@ -41,6 +41,12 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(dir, 'sub dir'));
   fs.copyFileSync(files.rpclPlt, path.join(dir, 'sub dir', 'a+b.jp2'));
   fs.writeFileSync(path.join(dir, 'text.jp2'), 'not a JPEG 2000 file at all');
+  // Two codestreams in one file (as in a JPX): the JP2 plus a second jp2c box.
+  const second = fs.readFileSync(files.lrcpTiledPlt);
+  const box = Buffer.alloc(8);
+  box.writeUInt32BE(8 + second.length, 0);
+  box.write('jp2c', 4, 'latin1');
+  fs.writeFileSync(path.join(dir, 'two.jpx'), Buffer.concat([fs.readFileSync(files.rpclPlt), box, second]));
   fs.writeFileSync(path.join(os.tmpdir(), 'iipsrv-jpip-outside.jp2'), fs.readFileSync(files.rpclPlt));
   fs.symlinkSync(path.join(os.tmpdir(), 'iipsrv-jpip-outside.jp2'), path.join(dir, 'escape.jp2'));
   const { config } = loadConfig({ FILESYSTEM_PREFIX: `${dir}/`, JPIP_CACHE: path.join(dir, '.cache'), CORS: '*', JPIP_MAX_SESSIONS: '50' });
@@ -59,7 +65,7 @@ describe('JPIP responses', () => {
     expect(r.headers['content-type']).toBe('image/jpp-stream');
     expect(r.headers['cache-control']).toBe('no-cache');
     expect(r.headers['jpip-tid']).toMatch(/^[0-9a-f]{24}$/);
-    expect(r.headers['jpip-cnew']).toMatch(/^cid=[A-Za-z0-9_-]{22},path=jpip\/rpcl_plt\.jp2,transport=http$/);
+    expect(r.headers['jpip-cnew']).toMatch(/^cid=[A-Za-z0-9_-]{30},path=jpip\/rpcl_plt\.jp2,transport=http$/);
     expect(r.headers['jpip-qid']).toBe('3');
     expect(r.headers['jpip-fsiz']).toBe('128,96');
     expect(r.headers['access-control-allow-origin']).toBe('*');
@@ -162,6 +168,38 @@ describe('JPIP responses', () => {
     expect(r.status).toBe(200);
     expect(parseStream(r.body).messages.some((m) => m.cls === 6 || m.cls === 8)).toBe(false);
     expect(r.headers['jpip-cnew']).toBeDefined();
+  });
+
+  it('serves several codestreams of one file (stream=0-1), each byte-exact', async () => {
+    const r = await send('/jpip/two.jpx?stream=0-1&fsiz=512,384');
+    expect(r.status).toBe(200);
+    const p = parseStream(r.body);
+    expect(p.eor).toEqual([1]);
+    expect(new Set(p.messages.filter((m) => m.cls === 6).map((m) => m.csn))).toEqual(new Set([0, 1]));
+    expect(p.messages.filter((m) => m.csn === 1 && m.cls === 0).length).toBeGreaterThan(100);
+    const work = path.join(dir, 'two');
+    await checkBodies([r.body], files.rpclPlt, work);
+    const second = await tool('jpp2j2k.py', [
+      path.join(work, 'body0.jpp'),
+      '-c',
+      '1',
+      '-o',
+      path.join(work, 'cs1.j2k'),
+      '--ref',
+      files.lrcpTiledPlt,
+    ]);
+    expect(second.out).toMatch(/byte-exact check vs --ref: OK/);
+    // Two codestream placeholders in metadata bin 0, with CSID 0 and 1.
+    const meta = p.messages[0];
+    const bin = r.body.subarray(r.body.indexOf(Buffer.from('jP  ')) - 4, r.body.indexOf(Buffer.from('jP  ')) - 4 + meta.length);
+    const csids: bigint[] = [];
+    for (let q = 0; q < bin.length; q += bin.readUInt32BE(q))
+      if (bin.toString('latin1', q + 4, q + 8) === 'phld') csids.push(bin.readBigUInt64BE(q + 44));
+    expect(csids).toEqual([0n, 1n]);
+    // stream=1 only: the other codestream's bins stay out; a missing one is reported.
+    const one = parseStream((await send('/jpip/two.jpx?stream=1-5&fsiz=64,48')).body);
+    expect(new Set(one.messages.filter((m) => m.cls !== 8).map((m) => m.csn))).toEqual(new Set([1]));
+    expect((await send('/jpip/two.jpx?stream=1-5&fsiz=64,48')).headers['jpip-stream']).toBe('1');
   });
 
   it('persists the packet index in JPIP_CACHE', () => {
