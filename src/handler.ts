@@ -174,12 +174,27 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     return respond(formatted.status ?? err.status, headers, Buffer.from(formatted.body), head);
   }
 
-  function validators(src: ImageSource, variant: string): { lastModified: string; etag: string } {
+  /**
+   * Last-Modified, Cache-Control and a strong ETag (file identity plus what was asked) for one
+   * answer, and the 304 to send instead when the client already has it.
+   */
+  function conditional(
+    req: ServerRequest,
+    src: ImageSource,
+    variant: string,
+    extra: Headers = [],
+  ): { common: Headers; cached?: ServerResponse } {
     const h = createHash('sha1').update(variant).digest('base64url').slice(0, 12);
-    return {
-      lastModified: new Date(src.file.mtimeMs).toUTCString(),
-      etag: `"${src.file.size.toString(36)}-${Math.floor(src.file.mtimeMs).toString(36)}-${h}"`,
-    };
+    const etag = `"${src.file.size.toString(36)}-${Math.floor(src.file.mtimeMs).toString(36)}-${h}"`;
+    const common: Headers = [
+      ['Last-Modified', new Date(src.file.mtimeMs).toUTCString()],
+      ['Cache-Control', config.cacheControl],
+      ['ETag', etag],
+    ];
+    if (!notModified(req, src, etag)) return { common };
+    const headers = [...common, ...corsHeaders];
+    overrideCacheControl(headers, extra);
+    return { common, cached: respond(304, headers, Buffer.alloc(0), true) };
   }
 
   /** RFC 9110: If-None-Match wins; otherwise 304 when the file is not newer than the date. */
@@ -218,13 +233,8 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
 
     if (answer.kind === 'samples') {
       const { level, rect } = answer.region(src.info);
-      const { lastModified, etag } = validators(src, answer.variant);
-      const common: Headers = [
-        ['Last-Modified', lastModified],
-        ['Cache-Control', config.cacheControl],
-        ['ETag', etag],
-      ];
-      if (notModified(req, src, etag)) return respond(304, [...common, ...corsHeaders], Buffer.alloc(0), true);
+      const { common, cached } = conditional(req, src, answer.variant);
+      if (cached) return cached;
       const raw = await src.decoder.readRegion(level, rect, answer.layers !== undefined ? { layers: answer.layers } : undefined);
       const formatted = answer.format(raw, src.info);
       const extra = (formatted.headers ?? []).map(([k, v]) => [k, v] as [string, string]);
@@ -234,13 +244,8 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
 
     if (answer.kind === 'tiles') {
       const plans = answer.views(src.info).map((v) => planView(src.info, v, planOptions));
-      const { lastModified, etag } = validators(src, plans.map((p) => p.key).join('|'));
-      const common: Headers = [
-        ['Last-Modified', lastModified],
-        ['Cache-Control', config.cacheControl],
-        ['ETag', etag],
-      ];
-      if (notModified(req, src, etag)) return respond(304, [...common, ...corsHeaders], Buffer.alloc(0), true);
+      const { common, cached } = conditional(req, src, plans.map((p) => p.key).join('|'));
+      if (cached) return cached;
       // Each tile goes through the same cache and passthrough as a single tile; a few at a time
       // so that one large TIL neither serialises nor floods sharp's thread pool.
       const bodies: Buffer[] = new Array<Buffer>(plans.length);
@@ -259,13 +264,8 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     }
 
     if (answer.kind === 'info') {
-      const { lastModified, etag } = validators(src, answer.variant);
-      const common: Headers = [
-        ['Last-Modified', lastModified],
-        ['Cache-Control', config.cacheControl],
-        ['ETag', etag],
-      ];
-      if (notModified(req, src, etag)) return respond(304, [...common, ...corsHeaders], Buffer.alloc(0), true);
+      const { common, cached } = conditional(req, src, answer.variant);
+      if (cached) return cached;
       const memoKey = `${src.file.path}\0${src.file.size}\0${src.file.mtimeMs}\0${answer.variant}`;
       let body = infoMemo.get(memoKey);
       if (!body) {
@@ -282,18 +282,9 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
 
     const view = answer.view(src.info);
     const plan = planView(src.info, view, planOptions);
-    const { lastModified, etag } = validators(src, plan.key);
     const extra = (answer.headers?.(src.info, view) ?? []).map(([k, v]) => [k, v] as [string, string]);
-    const common: Headers = [
-      ['Last-Modified', lastModified],
-      ['Cache-Control', config.cacheControl],
-      ['ETag', etag],
-    ];
-    if (notModified(req, src, etag)) {
-      const h = [...common, ...corsHeaders];
-      overrideCacheControl(h, extra);
-      return respond(304, h, Buffer.alloc(0), true);
-    }
+    const { common, cached } = conditional(req, src, plan.key, extra);
+    if (cached) return cached;
 
     const { entry, note } = await renderCached(src, plan);
     const headers: Headers = [['Content-Type', entry.contentType], ...common, ...corsHeaders, ...extra];

@@ -122,20 +122,23 @@ function sizesAndTiles(info: ImageInfo): { sizes: Size[]; tiles: object[] } {
   };
 }
 
+/** Features both versions list after their size features, under the same names. */
+const SHARED_FEATURES = [
+  'rotationBy90s',
+  'rotationArbitrary',
+  'mirroring',
+  'baseUriRedirect',
+  'canonicalLinkHeader',
+  'profileLinkHeader',
+  'cors',
+  'jsonldMediaType',
+] as const;
+
 /** IIIF 3 info.json (§5.5), keys in iipsrv's order plus `maxArea`. */
 export function infoV3(info: ImageInfo, id: string, options: ProtocolOptions): Record<string, unknown> {
   const features = ['regionByPct', 'regionSquare', 'sizeByPct', 'sizeByConfinedWh', 'sizeByWh'];
   if (options.allowUpscaling) features.push('sizeUpscaling');
-  features.push(
-    'rotationBy90s',
-    'rotationArbitrary',
-    'mirroring',
-    'baseUriRedirect',
-    'canonicalLinkHeader',
-    'profileLinkHeader',
-    'cors',
-    'jsonldMediaType',
-  );
+  features.push(...SHARED_FEATURES);
   const rights = rightsOf(info, options);
   const service = physdim(info);
   return {
@@ -163,16 +166,7 @@ export function infoV2(info: ImageInfo, id: string, options: ProtocolOptions): R
   // what we add over iipsrv.
   const supports = ['regionByPct', 'regionSquare', 'sizeByConfinedWh', 'sizeByForcedWh', 'sizeByDistortedWh', 'sizeByWh'];
   if (options.allowUpscaling) supports.push('sizeAboveFull');
-  supports.push(
-    'rotationBy90s',
-    'rotationArbitrary',
-    'mirroring',
-    'baseUriRedirect',
-    'canonicalLinkHeader',
-    'profileLinkHeader',
-    'cors',
-    'jsonldMediaType',
-  );
+  supports.push(...SHARED_FEATURES);
   const rights = rightsOf(info, options);
   const service = physdim(info);
   return {

@@ -34,6 +34,7 @@ import {
   SRGB_PATCHES,
   bandValue,
 } from '../fixtures/make-science.js';
+import { req } from '../support/requests.js';
 
 const run = promisify(execFile);
 
@@ -56,18 +57,6 @@ async function server(env: Record<string, string> = {}): Promise<ServerCore> {
   const core = await createServerCore(config, silentLogger);
   cores.push(core);
   return core;
-}
-
-function req(uri: string): ServerRequest {
-  const q = uri.indexOf('?');
-  return {
-    method: 'GET',
-    query: q < 0 ? '' : uri.slice(q + 1),
-    requestUri: uri,
-    headers: { host: 'example.org' },
-    https: false,
-    body: Buffer.alloc(0),
-  };
 }
 
 const header = (res: ServerResponse, name: string): string | undefined =>

@@ -7,9 +7,10 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { ServerRequest, ServerResponse } from '../../src/handler-types.js';
+import type { ServerResponse } from '../../src/handler-types.js';
 import { silentLogger } from '../../src/log.js';
 import { createServerCore, type ServerCore } from '../../src/server.js';
+import { req } from '../support/requests.js';
 
 let dir: string;
 let core: ServerCore;
@@ -19,19 +20,6 @@ async function solidPyramid(file: string, colour: { r: number; g: number; b: num
   await sharp({ create: { width: 1000, height: 600, channels: 3, background: colour } })
     .tiff({ tile: true, pyramid: true, compression: 'jpeg', tileWidth: 256, tileHeight: 256 })
     .toFile(file);
-}
-
-function req(uri: string, init: Partial<ServerRequest> = {}): ServerRequest {
-  const q = uri.indexOf('?');
-  return {
-    method: 'GET',
-    query: q < 0 ? '' : uri.slice(q + 1),
-    requestUri: uri,
-    headers: { host: 'example.org' },
-    https: false,
-    body: Buffer.alloc(0),
-    ...init,
-  };
 }
 
 const header = (res: ServerResponse, name: string): string | undefined =>

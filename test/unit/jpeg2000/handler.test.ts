@@ -5,27 +5,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { loadConfig } from '../../../src/config.js';
-import type { ServerRequest } from '../../../src/handler-types.js';
 import { silentLogger } from '../../../src/log.js';
 import { createServerCore, type ServerCore } from '../../../src/server.js';
 import { makeJ2kSource } from '../../fixtures/make-jp2.js';
 import { setupJp2Fixtures, type Jp2FixtureSet } from './helpers.js';
+import { req } from '../../support/requests.js';
 
 let fx: Jp2FixtureSet;
 let core: ServerCore;
 let source: Buffer;
-
-function req(uri: string): ServerRequest {
-  const q = uri.indexOf('?');
-  return {
-    method: 'GET',
-    query: q < 0 ? '' : uri.slice(q + 1),
-    requestUri: uri,
-    headers: { host: 'example.org' },
-    https: false,
-    body: Buffer.alloc(0),
-  };
-}
 
 beforeAll(async () => {
   fx = await setupJp2Fixtures();

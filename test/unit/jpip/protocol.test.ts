@@ -12,22 +12,14 @@ import { silentLogger } from '../../../src/log.js';
 import { createServerCore, type ServerCore } from '../../../src/server.js';
 import { checkBodies, parseStream, type Reply } from '../../fixtures/jpip-battery.js';
 import { makeJpipFixtures, tool, type FixtureName } from '../../fixtures/make-jpip.js';
+import { req } from '../../support/requests.js';
 
 let files: Record<FixtureName, string>;
 let dir: string;
 let core: ServerCore;
 
 async function send(uri: string, init: Partial<ServerRequest> = {}): Promise<Reply> {
-  const q = uri.indexOf('?');
-  const res = await core.handler({
-    method: 'GET',
-    query: q < 0 ? '' : uri.slice(q + 1),
-    requestUri: uri,
-    headers: { host: 'example.org' },
-    https: false,
-    body: Buffer.alloc(0),
-    ...init,
-  });
+  const res = await core.handler(req(uri, init));
   return { status: res.status, headers: Object.fromEntries(res.headers.map(([k, v]) => [k.toLowerCase(), v])), body: res.body };
 }
 

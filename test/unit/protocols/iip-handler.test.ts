@@ -13,25 +13,13 @@ import type { ServerRequest, ServerResponse } from '../../../src/handler-types.j
 import { routeRequest } from '../../../src/handler.js';
 import { silentLogger } from '../../../src/log.js';
 import { createServerCore, type ServerCore } from '../../../src/server.js';
+import { req } from '../../support/requests.js';
 
 let dir: string;
 let core: ServerCore;
 let source: Buffer; // 1000×600 RGB, level 0 of the pyramid as libvips decodes it
 const W = 1000;
 const H = 600;
-
-function req(uri: string, init: Partial<ServerRequest> = {}): ServerRequest {
-  const q = uri.indexOf('?');
-  return {
-    method: 'GET',
-    query: q < 0 ? '' : uri.slice(q + 1),
-    requestUri: uri,
-    headers: { host: 'example.org' },
-    https: false,
-    body: Buffer.alloc(0),
-    ...init,
-  };
-}
 
 const get = (query: string, init: Partial<ServerRequest> = {}): Promise<ServerResponse> =>
   core.handler(req(`/fcgi-bin/iipsrv.fcgi?${query}`, init));
