@@ -13,6 +13,7 @@ const COVERED_BY: Record<string, string> = {
   'lighttpd-hostport.conf': 'conf-lighttpd.test.ts',
   'nginx.conf': 'iiif-nginx.test.ts', // startNginx's default example
   'nginx-upstream.conf': 'memcached-shared.test.ts',
+  'nginx-jpip.conf': 'jpip-nginx.test.ts',
   'spawn-fcgi.sh': 'conf-spawn-fcgi.test.ts',
   'iipsrv.service': 'conf-systemd.test.ts',
 };
