@@ -70,6 +70,41 @@ end
 `;
 
 /**
+ * Random tiles over all levels through IIP JTL, Zoomify and DeepZoom URLs, numbered as each
+ * protocol numbers them (IIP: resolution 0 = smallest; Zoomify: level 0 = the largest level
+ * that fits one tile; DeepZoom: level = IIP resolution + dzi_max − levels + 1, with DeepZoom's
+ * own ceil-rounded level sizes).
+ */
+const PROTOCOL_TILE_LUA = (protocol: 'jtl' | 'zoomify' | 'deepzoom'): string => `
+${levelsLua()}
+math.randomseed(11)
+local dzimax = math.ceil(math.log(math.max(${W}, ${H})) / math.log(2))
+request = function()
+  local i = math.random(#levels)
+  local l = levels[i]
+  local res = #levels - i
+  local w, h = l.w, l.h
+  if "${protocol}" == "deepzoom" then
+    local L = res + dzimax - #levels + 1
+    w = math.ceil(${W} / 2 ^ (dzimax - L))
+    h = math.ceil(${H} / 2 ^ (dzimax - L))
+  end
+  local cols = math.ceil(w / 256)
+  local rows = math.ceil(h / 256)
+  local c = math.random(0, cols - 1)
+  local r = math.random(0, rows - 1)
+  if "${protocol}" == "jtl" then
+    return wrk.format("GET", "/fcgi-bin/iipsrv.fcgi?FIF=/bench.tif&JTL=" .. res .. "," .. (r * cols + c))
+  elseif "${protocol}" == "zoomify" then
+    return wrk.format("GET", "/fcgi-bin/iipsrv.fcgi?Zoomify=/bench.tif/TileGroup0/" .. res .. "-" .. c .. "-" .. r .. ".jpg")
+  else
+    local L = res + dzimax - #levels + 1
+    return wrk.format("GET", "/fcgi-bin/iipsrv.fcgi?DeepZoom=/bench.tif_files/" .. L .. "/" .. c .. "_" .. r .. ".jpg")
+  end
+end
+`;
+
+/**
  * Random regions of 512 to 8192 pixels a side (aspect 1:2 to 2:1) anywhere in the image, each
  * resized to 512 wide: the CVT road (level choice, region decode across tiles, resize, encode).
  */
@@ -89,6 +124,9 @@ const WORKLOADS: Workload[] = [
   { name: 'same tile repeated (cached)', path: '/fcgi-bin/iipsrv.fcgi?IIIF=/bench.tif/2560,2560,256,256/256,/0/default.jpg' },
   { name: 'random tiles, all levels', lua: RANDOM_TILE_LUA(false) },
   { name: 'random IIIF tiles, full resolution', lua: RANDOM_TILE_LUA(true) },
+  { name: 'random IIP JTL tiles, all levels', lua: PROTOCOL_TILE_LUA('jtl') },
+  { name: 'random Zoomify tiles, all levels', lua: PROTOCOL_TILE_LUA('zoomify') },
+  { name: 'random DeepZoom tiles, all levels', lua: PROTOCOL_TILE_LUA('deepzoom') },
   { name: 'random regions resized to 512,', lua: RANDOM_REGION_LUA },
   { name: 'info.json', path: '/fcgi-bin/iipsrv.fcgi?IIIF=/bench.tif/info.json' },
 ];
