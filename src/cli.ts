@@ -15,7 +15,7 @@ import { createLogger, LOG, setLogPrefix } from './log.js';
 import { rootOf } from './image/resolve.js';
 import { createServerCore } from './server.js';
 import { fetchMetrics, formatStatus } from './status.js';
-import { createViewerRoutes, packageRoot } from './viewer.js';
+import { createViewerRoutes, listImages, packageRoot } from './viewer.js';
 import { connectWorker, parseWorkers, runMaster, workerSlot } from './workers.js';
 
 const USAGE = `Usage:
@@ -160,10 +160,22 @@ async function main(): Promise<void> {
     const addr = await front.listen(hp.host, hp.port);
     const shown = addr.address === '::' || addr.address === '0.0.0.0' ? 'localhost' : addr.address;
     const base = `http://${shown.includes(':') ? `[${shown}]` : shown}:${addr.port}`;
-    if (!slot || slot === '1')
+    if (!slot || slot === '1') {
+      // Concrete URLs for the first image found, so a first run has something to click.
+      const first = (await listImages(rootOf(config.filesystemPrefix), 1))[0];
+      const id = first ? first.split('/').map(encodeURIComponent).join('/') : '<image>';
       process.stdout.write(
-        `iipsrv ${version}: HTTP on ${base}\n  viewer:   ${base}/\n  IIIF:     ${base}/iiif/<image>/info.json\n  FastCGI-style query: ${base}/fcgi-bin/iipsrv.fcgi?IIIF=<image>/info.json\n`,
+        `iipsrv ${version}: HTTP on ${base}\n` +
+          `  viewer:    ${base}/\n` +
+          `  IIIF:      ${base}/iiif/${id}/info.json\n` +
+          `             ${base}/iiif/${id}/full/512,/0/default.jpg\n` +
+          `  IIP:       ${base}/fcgi-bin/iipsrv.fcgi?FIF=${id}&OBJ=Max-size&OBJ=Resolution-number\n` +
+          `             ${base}/fcgi-bin/iipsrv.fcgi?FIF=${id}&JTL=0,0\n` +
+          `  Zoomify:   ${base}/fcgi-bin/iipsrv.fcgi?Zoomify=${id}/ImageProperties.xml\n` +
+          `  DeepZoom:  ${base}/fcgi-bin/iipsrv.fcgi?DeepZoom=${id}.dzi\n` +
+          `  health:    ${base}/health   metrics: ${base}/metrics\n`,
       );
+    }
     logger.log(LOG.ERROR, `Running in HTTP mode on ${base}`);
     close = () => front.close();
   } else {
