@@ -17,6 +17,7 @@ import { loadNativeAddon, type NativeAddon } from './native.js';
 import { describe, effectiveLayers, type DecodePlan } from './structure.js';
 import { cropLevel, levelCache, type DecodedLevel } from './level-cache.js';
 import { decodeLevelWasm, wasmMaxPixels } from './wasm.js';
+import { SparseCodestreams } from './sparse.js';
 
 export { effectiveLayers, pyramidLevels, VIRTUAL_TILE } from './structure.js';
 export { WASM_MAX_PIXELS, wasmMaxPixels } from './wasm.js';
@@ -44,6 +45,19 @@ const THREADS = Math.max(1, Math.min(16, Number(process.env.IIPSRV_J2K_THREADS) 
  * default 1 MB (IIPSRV_J2K_STREAM_BUFFER overrides, in bytes).
  */
 const STREAM_BUFFER = Math.max(4096, Number(process.env.IIPSRV_J2K_STREAM_BUFFER) || 16 * 1024);
+
+/**
+ * Region decodes of images with few, huge tiles go through a sparse codestream in memory
+ * (./sparse.ts) when the tiles meeting the region are much larger than it.
+ * IIPSRV_J2K_SPARSE=off|always overrides (read on every call). The packet index is built once
+ * per open image; IIPSRV_J2K_INDEX_DIR (a folder) persists it across restarts.
+ */
+function sparseMode(): 'auto' | 'off' | 'always' {
+  const v = (process.env.IIPSRV_J2K_SPARSE ?? '').trim().toLowerCase();
+  return v === 'off' || v === 'always' ? v : 'auto';
+}
+/** Sparse codestreams are built for codestreams with at most this many tiles. */
+const SPARSE_MAX_TILES = 16;
 
 export type Jpeg2000Backend = 'native' | 'wasm';
 
@@ -101,6 +115,10 @@ let nextId = 0;
 export class Jpeg2000Decoder implements ImageDecoder {
   /** Prefix of this image's keys in the shared level cache. */
   private readonly cacheId = `j2k${++nextId}:`;
+  /** The packet index for sparse decodes, built on first use (null: cannot be indexed). */
+  private sparse?: Promise<SparseCodestreams | null>;
+  /** The same once built. */
+  private sparseReady?: SparseCodestreams | null;
 
   constructor(
     readonly info: ImageInfo,
@@ -109,7 +127,29 @@ export class Jpeg2000Decoder implements ImageDecoder {
     private readonly path: string,
     private readonly maxLayers: number,
     private readonly addon: NativeAddon | null,
+    /** Whether sparse decodes may serve this image (few tiles, no palette or channel mapping). */
+    private readonly sparseOk = false,
   ) {}
+
+  /** Whether a region of level k should be decoded from a sparse codestream. */
+  private wantsSparse(k: number, rect: Rect): boolean {
+    const mode = sparseMode();
+    if (mode === 'off' || !this.sparseOk || !this.addon?.decodeBuffer) return false;
+    if (mode === 'always') return true;
+    // Only for big tile-parts (which OpenJPEG would read whole); at full resolution only for
+    // regions much smaller than the tile (at reduced ones the higher resolutions are left out).
+    const { tileWidth, tileHeight } = this.jpeg2000;
+    if (tileWidth * tileHeight < 2048 * 2048) return false;
+    return k > 0 || tileWidth * tileHeight >= 16 * rect.width * rect.height;
+  }
+
+  /** The image's packet index (built once; null when the codestream cannot be indexed). */
+  sparseIndex(): Promise<SparseCodestreams | null> {
+    this.sparse ??= SparseCodestreams.open(this.path, process.env.IIPSRV_J2K_INDEX_DIR || undefined)
+      .catch(() => null)
+      .then((s) => (this.sparseReady = s));
+    return this.sparse;
+  }
 
   async readRegion(level: number, rect: Rect, options?: ReadOptions): Promise<RawImage> {
     const l = this.info.levels[level];
@@ -204,17 +244,35 @@ export class Jpeg2000Decoder implements ImageDecoder {
     }
     let out;
     try {
-      out = await addon.decode(this.path, {
+      const options = {
         format: p.format,
         reduce: k,
         layers,
         ...area,
         components: p.components,
         bits: p.bits,
-        ycc: p.ycc ? 1 : 0,
+        ycc: p.ycc ? (1 as const) : (0 as const),
         threads: THREADS,
         bufferSize: STREAM_BUFFER,
-      });
+      };
+      // The first reads of an image go the file way while its index is built in the background
+      // (IIPSRV_J2K_SPARSE=always waits for it).
+      let sparse: SparseCodestreams | null = null;
+      if (this.wantsSparse(k, rect)) {
+        if (sparseMode() === 'always') sparse = await this.sparseIndex();
+        else {
+          // Whole levels are decoded once per image (the level cache): not worth an index alone.
+          const lvl = this.info.levels[k];
+          if (rect.width * rect.height < lvl.width * lvl.height) void this.sparseIndex();
+          sparse = this.sparseReady ?? null;
+        }
+      }
+      if (sparse && addon.decodeBuffer) {
+        const cs = await sparse.build(area, k, layers);
+        out = await addon.decodeBuffer(cs, { ...options, format: 0 });
+      } else {
+        out = await addon.decode(this.path, options);
+      }
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       throw new ImageServerError(
@@ -260,8 +318,11 @@ export class Jpeg2000Decoder implements ImageDecoder {
   }
 
   async close(): Promise<void> {
-    // No file is held open (every decode opens it in the addon); drop this image's levels.
+    // No file is held open (every decode opens it in the addon); drop this image's levels and
+    // its packet index.
     levelCache.clear(this.cacheId);
+    this.sparse = undefined;
+    this.sparseReady = undefined;
   }
 }
 
@@ -304,7 +365,10 @@ export const jpeg2000Decoder: DecoderModule = {
         backend,
       };
       const addon = backend === 'native' ? loadNativeAddon().addon : null;
-      return new Jpeg2000Decoder(info, summary, plan, path, options?.maxLayers ?? 0, addon);
+      const hdr = file.boxes?.header;
+      const sparseOk =
+        cs.tileCount <= SPARSE_MAX_TILES && !hdr?.palette && !hdr?.channels && cs.header.poc.length === 0 && cs.header.ppm.length === 0;
+      return new Jpeg2000Decoder(info, summary, plan, path, options?.maxLayers ?? 0, addon, sparseOk);
     } catch (err) {
       throw withPath(err, path);
     } finally {

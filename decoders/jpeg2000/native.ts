@@ -39,6 +39,8 @@ export interface NativeDecoded {
 
 export interface NativeAddon {
   decode(path: string, options: NativeDecodeOptions): Promise<NativeDecoded>;
+  /** The same from a codestream in memory (copied; format must be 0). Absent in older builds. */
+  decodeBuffer?(codestream: Buffer, options: NativeDecodeOptions): Promise<NativeDecoded>;
   /** libopenjp2's version, e.g. `2.5.0`. */
   version(): string;
 }

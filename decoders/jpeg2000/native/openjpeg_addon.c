@@ -9,6 +9,10 @@
  *              components (how many to output, 1..4), bits (8 | 16), ycc (1 = convert
  *              YCbCr to RGB), threads, bufferSize (file stream read buffer, bytes) }
  *
+ * decodeBuffer(codestream: Buffer, options) -> the same, from a codestream in memory (a sparse
+ *   codestream built in JS: decoders/jpeg2000/sparse.ts). The bytes are copied on the main
+ *   thread, so the caller may reuse its buffer at once; the copy is freed with the job.
+ *
  * Why it is written this way:
  * - The file is read through an OpenJPEG file stream, so only the main header and the
  *   tile-parts that the area needs are read (tiles outside are skipped by seeking).
@@ -34,6 +38,10 @@
 typedef struct {
   /* inputs */
   char *path;
+  /* decodeBuffer: the codestream in memory (path is NULL then) */
+  uint8_t *mem;
+  size_t mem_len;
+  size_t mem_pos;
   int format;
   uint32_t reduce;
   uint32_t layers;
@@ -183,6 +191,50 @@ static int interleave(DecodeJob *job, const opj_image_t *img) {
   return 1;
 }
 
+/* Memory stream over job->mem (OpenJPEG's read/skip/seek callbacks). */
+static OPJ_SIZE_T mem_read(void *buf, OPJ_SIZE_T n, void *user) {
+  DecodeJob *job = (DecodeJob *)user;
+  if (job->mem_pos >= job->mem_len) return (OPJ_SIZE_T)-1;
+  size_t left = job->mem_len - job->mem_pos;
+  if (n > left) n = left;
+  memcpy(buf, job->mem + job->mem_pos, n);
+  job->mem_pos += n;
+  return n;
+}
+
+static OPJ_OFF_T mem_skip(OPJ_OFF_T n, void *user) {
+  DecodeJob *job = (DecodeJob *)user;
+  if (n < 0) {
+    if ((size_t)(-n) > job->mem_pos) return -1;
+    job->mem_pos -= (size_t)(-n);
+    return n;
+  }
+  if ((uint64_t)n > job->mem_len - job->mem_pos) {
+    job->mem_pos = job->mem_len;
+    return -1;
+  }
+  job->mem_pos += (size_t)n;
+  return n;
+}
+
+static OPJ_BOOL mem_seek(OPJ_OFF_T n, void *user) {
+  DecodeJob *job = (DecodeJob *)user;
+  if (n < 0 || (uint64_t)n > job->mem_len) return OPJ_FALSE;
+  job->mem_pos = (size_t)n;
+  return OPJ_TRUE;
+}
+
+static opj_stream_t *mem_stream(DecodeJob *job) {
+  opj_stream_t *s = opj_stream_create(job->buffer_size, OPJ_TRUE);
+  if (s == NULL) return NULL;
+  opj_stream_set_user_data(s, job, NULL);
+  opj_stream_set_user_data_length(s, (OPJ_UINT64)job->mem_len);
+  opj_stream_set_read_function(s, mem_read);
+  opj_stream_set_skip_function(s, mem_skip);
+  opj_stream_set_seek_function(s, mem_seek);
+  return s;
+}
+
 static void execute(napi_env env, void *data) {
   (void)env;
   DecodeJob *job = (DecodeJob *)data;
@@ -191,9 +243,9 @@ static void execute(napi_env env, void *data) {
   opj_image_t *image = NULL;
   opj_dparameters_t params;
 
-  stream = opj_stream_create_file_stream(job->path, job->buffer_size, OPJ_TRUE);
+  stream = job->mem != NULL ? mem_stream(job) : opj_stream_create_file_stream(job->path, job->buffer_size, OPJ_TRUE);
   if (stream == NULL) {
-    fail(job, "cannot open the file");
+    fail(job, job->mem != NULL ? "cannot create the memory stream" : "cannot open the file");
     goto done;
   }
   codec = opj_create_decompress(job->format == 0 ? OPJ_CODEC_J2K : OPJ_CODEC_JP2);
@@ -282,6 +334,7 @@ static void complete(napi_env env, napi_status status, void *data) {
   }
   napi_delete_async_work(env, job->work);
   free(job->path);
+  free(job->mem);
   free(job);
 }
 
@@ -298,15 +351,17 @@ static int get_int(napi_env env, napi_value obj, const char *key, int32_t def, i
   return napi_get_value_int32(env, v, out) == napi_ok;
 }
 
-static napi_value decode(napi_env env, napi_callback_info info) {
+static napi_value start_job(napi_env env, napi_callback_info info, int from_memory) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_valuetype t0 = napi_undefined, t1 = napi_undefined;
+  bool is_buffer = false;
   if (argc >= 1) napi_typeof(env, argv[0], &t0);
   if (argc >= 2) napi_typeof(env, argv[1], &t1);
-  if (t0 != napi_string || t1 != napi_object) {
-    napi_throw_type_error(env, NULL, "Expected (path: string, options: object)");
+  if (from_memory && argc >= 1) napi_is_buffer(env, argv[0], &is_buffer);
+  if (from_memory ? (!is_buffer || t1 != napi_object) : (t0 != napi_string || t1 != napi_object)) {
+    napi_throw_type_error(env, NULL, from_memory ? "Expected (codestream: Buffer, options: object)" : "Expected (path: string, options: object)");
     return NULL;
   }
   DecodeJob *job = (DecodeJob *)calloc(1, sizeof(DecodeJob));
@@ -314,15 +369,33 @@ static napi_value decode(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
-  size_t len = 0;
-  napi_get_value_string_utf8(env, argv[0], NULL, 0, &len);
-  job->path = (char *)malloc(len + 1);
-  if (job->path == NULL) {
-    free(job);
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
+  if (from_memory) {
+    void *bytes = NULL;
+    size_t n = 0;
+    if (napi_get_buffer_info(env, argv[0], &bytes, &n) != napi_ok || n == 0) {
+      free(job);
+      napi_throw_type_error(env, NULL, "Expected a non-empty codestream buffer");
+      return NULL;
+    }
+    job->mem = (uint8_t *)malloc(n);
+    if (job->mem == NULL) {
+      free(job);
+      napi_throw_error(env, NULL, "out of memory");
+      return NULL;
+    }
+    memcpy(job->mem, bytes, n);
+    job->mem_len = n;
+  } else {
+    size_t len = 0;
+    napi_get_value_string_utf8(env, argv[0], NULL, 0, &len);
+    job->path = (char *)malloc(len + 1);
+    if (job->path == NULL) {
+      free(job);
+      napi_throw_error(env, NULL, "out of memory");
+      return NULL;
+    }
+    napi_get_value_string_utf8(env, argv[0], job->path, len + 1, &len);
   }
-  napi_get_value_string_utf8(env, argv[0], job->path, len + 1, &len);
 
   int32_t format, reduce, layers, x0, y0, x1, y1, comps, bits, ycc, threads, bufsize;
   napi_value o = argv[1];
@@ -334,6 +407,7 @@ static napi_value decode(napi_env env, napi_callback_info info) {
   if (!ok || reduce < 0 || reduce > 32 || layers < 0 || x0 < 0 || y0 < 0 || x1 < 0 || y1 < 0 || comps < 1 || comps > 4 ||
       (bits != 8 && bits != 16) || threads < 1 || threads > 64 || bufsize < 4096) {
     free(job->path);
+    free(job->mem);
     free(job);
     napi_throw_range_error(env, NULL, "Expected integer options within range for decode()");
     return NULL;
@@ -357,12 +431,17 @@ static napi_value decode(napi_env env, napi_callback_info info) {
   if (napi_create_async_work(env, NULL, name, execute, complete, job, &job->work) != napi_ok ||
       napi_queue_async_work(env, job->work) != napi_ok) {
     free(job->path);
+    free(job->mem);
     free(job);
     napi_throw_error(env, NULL, "cannot queue the decode job");
     return NULL;
   }
   return promise;
 }
+
+static napi_value decode(napi_env env, napi_callback_info info) { return start_job(env, info, 0); }
+
+static napi_value decode_buffer(napi_env env, napi_callback_info info) { return start_job(env, info, 1); }
 
 static napi_value version(napi_env env, napi_callback_info info) {
   (void)info;
@@ -375,6 +454,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "decode", NAPI_AUTO_LENGTH, decode, NULL, &fn);
   napi_set_named_property(env, exports, "decode", fn);
+  napi_create_function(env, "decodeBuffer", NAPI_AUTO_LENGTH, decode_buffer, NULL, &fn);
+  napi_set_named_property(env, exports, "decodeBuffer", fn);
   napi_create_function(env, "version", NAPI_AUTO_LENGTH, version, NULL, &fn);
   napi_set_named_property(env, exports, "version", fn);
   return exports;

@@ -1,0 +1,220 @@
+// Sparse-codestream region decodes (decoders/jpeg2000/sparse.ts): for untiled and few-tile
+// files made here with opj_compress (RPCL, LRCP, PCRL, CPRL; with and without PLT; precincts;
+// SOP/EPH; lossless and lossy with layers), every region read through the sparse path equals
+// opj_decompress -r R -l L -d x0,y0,x1,y1 of the original file (exactly when lossless, PSNR > 40 dB
+// otherwise), and the sparse codestream carries only a fraction of the packets.
+
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RawImage } from '../../../decoders/decoder.js';
+import { jpeg2000Backend, jpeg2000Decoder, type Jpeg2000Decoder } from '../../../decoders/jpeg2000/index.js';
+import { SparseCodestreams, type SparseStats } from '../../../decoders/jpeg2000/sparse.js';
+import type { Rect } from '../../../src/core/view.js';
+import { makeJ2kSource, makeYccFixtures, opjDecompress, pnmBytes, psnr } from '../../fixtures/make-jp2.js';
+
+const run = promisify(execFile);
+const W = 1100;
+const H = 900;
+
+interface Fixture {
+  readonly path: string;
+  readonly lossless: boolean;
+}
+
+const SPECS: ReadonlyArray<{ name: string; args: string[]; lossless: boolean }> = [
+  { name: 'rpcl-plt.jp2', args: ['-p', 'RPCL', '-n', '5', '-c', '[64,64],[64,64],[32,32]', '-b', '32,32', '-PLT'], lossless: true },
+  { name: 'rpcl-noplt.j2k', args: ['-p', 'RPCL', '-n', '6', '-c', '[128,128],[64,64]'], lossless: true },
+  { name: 'lrcp-plt-layers.jp2', args: ['-p', 'LRCP', '-n', '5', '-c', '[64,64]', '-r', '40,20,10', '-I', '-PLT'], lossless: false },
+  { name: 'lrcp-noplt.jp2', args: ['-p', 'LRCP', '-n', '4', '-c', '[128,128]', '-r', '30,10,1'], lossless: false },
+  { name: 'rpcl-sop-eph.jp2', args: ['-p', 'RPCL', '-n', '5', '-c', '[64,64]', '-SOP', '-EPH', '-PLT'], lossless: true },
+  { name: 'rpcl-sop-eph-noplt.j2k', args: ['-p', 'RPCL', '-n', '5', '-c', '[64,64]', '-SOP', '-EPH', '-r', '20,5', '-I'], lossless: false },
+  { name: 'pcrl-lossy.jp2', args: ['-p', 'PCRL', '-n', '5', '-c', '[64,64]', '-r', '50,25,12', '-I'], lossless: false },
+  { name: 'cprl-eph.jp2', args: ['-p', 'CPRL', '-n', '4', '-c', '[32,32]', '-b', '16,16', '-EPH'], lossless: true },
+  { name: 'rlcp-origin.j2k', args: ['-p', 'RLCP', '-n', '5', '-c', '[64,64]', '-d', '37,21'], lossless: true },
+  { name: 'tiled4-rpcl.jp2', args: ['-p', 'RPCL', '-n', '5', '-c', '[64,64]', '-t', '600,500', '-PLT'], lossless: true },
+];
+
+let dir: string;
+const files: Record<string, Fixture> = {};
+const open: Jpeg2000Decoder[] = [];
+const nativeBuilt = jpeg2000Backend().backend === 'native';
+let saved: Record<string, string | undefined> = {};
+
+beforeAll(async () => {
+  saved = { sparse: process.env.IIPSRV_J2K_SPARSE, cache: process.env.IIPSRV_J2K_CACHE_LEVEL_PIXELS };
+  process.env.IIPSRV_J2K_SPARSE = 'always';
+  process.env.IIPSRV_J2K_CACHE_LEVEL_PIXELS = '0';
+  dir = await mkdtemp(join(tmpdir(), 'j2k-sparse-'));
+  const rgb = await makeJ2kSource(W, H);
+  // Noise, so that the code-blocks are not empty and the lossy layers differ.
+  for (let i = 0; i < rgb.length; i++) rgb[i] = Math.max(0, Math.min(255, rgb[i] + (((i * 2654435761) >>> 24) % 17) - 8));
+  const ppm = join(dir, 'src.ppm');
+  await writeFile(ppm, pnmBytes({ width: W, height: H, channels: 3, bits: 8, samples: new Uint8Array(rgb) }));
+  await Promise.all(
+    SPECS.map(async (s) => {
+      const path = join(dir, s.name);
+      await run('opj_compress', ['-i', ppm, '-o', path, ...s.args]);
+      files[s.name] = { path, lossless: s.lossless };
+    }),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(open.map((d) => d.close()));
+  if (dir) await rm(dir, { recursive: true, force: true });
+  for (const [k, env] of [
+    ['sparse', 'IIPSRV_J2K_SPARSE'],
+    ['cache', 'IIPSRV_J2K_CACHE_LEVEL_PIXELS'],
+  ] as const) {
+    if (saved[k] === undefined) delete process.env[env];
+    else process.env[env] = saved[k];
+  }
+});
+
+async function dec(name: string): Promise<Jpeg2000Decoder> {
+  const d = (await jpeg2000Decoder.open(files[name].path, { maxLayers: -1 })) as Jpeg2000Decoder;
+  open.push(d);
+  return d;
+}
+
+function areaOf(x0: number, y0: number, k: number, r: Rect): { x0: number; y0: number; x1: number; y1: number } {
+  const s = 2 ** k;
+  const ox = Math.ceil(x0 / s);
+  const oy = Math.ceil(y0 / s);
+  return {
+    x0: Math.max(x0, (ox + r.x) * s),
+    y0: Math.max(y0, (oy + r.y) * s),
+    x1: Math.min(x0 + W, (ox + r.x + r.width) * s),
+    y1: Math.min(y0 + H, (oy + r.y + r.height) * s),
+  };
+}
+
+let tag = 0;
+async function compare(name: string, level: number, rect: Rect, layers?: number): Promise<void> {
+  const f = files[name];
+  const d = await dec(name);
+  const raw: RawImage = await d.readRegion(level, rect, layers === undefined ? undefined : { layers });
+  const origin = name.includes('origin') ? { x: 37, y: 21 } : { x: 0, y: 0 };
+  const { image, command } = await opjDecompress(f.path, dir, {
+    reduce: level,
+    layers,
+    area: areaOf(origin.x, origin.y, level, rect),
+    channels: 3,
+    tag: `sparse-${tag++}`,
+  });
+  expect({ w: raw.width, h: raw.height, c: raw.channels }, command).toEqual({ w: image.width, h: image.height, c: image.channels });
+  const ours = new Uint8Array(raw.data);
+  if (f.lossless) {
+    expect(Buffer.from(ours).equals(Buffer.from(image.samples as Uint8Array)), command).toBe(true);
+  } else {
+    expect(psnr(ours, image.samples, 255), command).toBeGreaterThan(40);
+  }
+  // The sparse path served it.
+  expect(d['sparse'], name).toBeDefined();
+  expect(await d.sparseIndex(), name).not.toBeNull();
+}
+
+describe.skipIf(!nativeBuilt)('sparse codestream decodes equal opj_decompress', () => {
+  const regions: Array<[number, Rect, number?]> = [
+    [0, { x: 0, y: 0, width: 256, height: 256 }],
+    [0, { x: 421, y: 333, width: 256, height: 256 }],
+    [0, { x: 900, y: 700, width: 200, height: 200 }],
+    [0, { x: 517, y: 10, width: 64, height: 300 }, 1],
+    [1, { x: 100, y: 77, width: 256, height: 200 }],
+    [1, { x: 300, y: 200, width: 250, height: 250 }, 2],
+    [2, { x: 60, y: 40, width: 100, height: 100 }],
+    [3, { x: 0, y: 0, width: 138, height: 113 }],
+  ];
+  for (const spec of SPECS) {
+    for (const [level, rect, layers] of regions) {
+      it(`${spec.name} level ${level} ${rect.x},${rect.y} ${rect.width}×${rect.height}${layers ? ` layers ${layers}` : ''}`, async () => {
+        await compare(spec.name, level, rect, layers);
+      });
+    }
+  }
+
+  it('builds the index once per open image and keeps only the packets a region needs', async () => {
+    const d = await dec('rpcl-plt.jp2');
+    await d.readRegion(0, { x: 500, y: 500, width: 64, height: 64 });
+    const first = d.sparseIndex();
+    await d.readRegion(0, { x: 10, y: 10, width: 64, height: 64 });
+    expect(d.sparseIndex()).toBe(first);
+    const sc = await SparseCodestreams.open(files['rpcl-plt.jp2'].path);
+    const stats: SparseStats = { kept: 0, packets: 0, readBytes: 0, reads: 0 };
+    const cs = await sc.build({ x0: 500, y0: 500, x1: 564, y1: 564 }, 0, 0, stats);
+    expect(stats.kept).toBeGreaterThan(0);
+    expect(stats.kept).toBeLessThan(stats.packets / 4);
+    expect(cs.readUInt16BE(0)).toBe(0xff4f);
+    expect(cs.readUInt16BE(cs.length - 2)).toBe(0xffd9);
+  });
+
+  it('persists the index in a folder and loads it back', async () => {
+    const where = join(dir, 'index');
+    const a = await SparseCodestreams.open(files['lrcp-noplt.jp2'].path, where);
+    const b = await SparseCodestreams.open(files['lrcp-noplt.jp2'].path, where);
+    expect([a.loaded, b.loaded]).toEqual([false, true]);
+    expect(Buffer.from(b.index.data.lengths.buffer).equals(Buffer.from(a.index.data.lengths.buffer))).toBe(true);
+    const area = { x0: 300, y0: 200, x1: 556, y1: 456 };
+    expect((await b.build(area, 0, 2)).equals(await a.build(area, 0, 2))).toBe(true);
+  });
+
+  it('subsampled YCbCr (4:2:0) and sYCC files read the same through both paths', async () => {
+    const ycc = await makeYccFixtures(dir);
+    const rects: Array<[number, Rect]> = [
+      [0, { x: 0, y: 0, width: 256, height: 256 }],
+      [0, { x: 301, y: 177, width: 255, height: 251 }],
+      [1, { x: 33, y: 17, width: 200, height: 150 }],
+      [2, { x: 1, y: 1, width: 100, height: 80 }],
+    ];
+    for (const f of [ycc.sycc, ycc.ycc420]) {
+      for (const [level, rect] of rects) {
+        process.env.IIPSRV_J2K_SPARSE = 'off';
+        const plain = (await jpeg2000Decoder.open(f.path)) as Jpeg2000Decoder;
+        open.push(plain);
+        const want = await plain.readRegion(level, rect);
+        process.env.IIPSRV_J2K_SPARSE = 'always';
+        const sparse = (await jpeg2000Decoder.open(f.path)) as Jpeg2000Decoder;
+        open.push(sparse);
+        const got = await sparse.readRegion(level, rect);
+        expect(sparse['sparse'], f.name).toBeDefined();
+        expect(got.data.equals(want.data), `${f.name} level ${level} ${JSON.stringify(rect)}`).toBe(true);
+      }
+    }
+  });
+
+  it('decodeBuffer rejects a damaged codestream and a non-buffer', async () => {
+    const { loadNativeAddon } = await import('../../../decoders/jpeg2000/native.js');
+    const addon = loadNativeAddon().addon!;
+    const opts = {
+      format: 0,
+      reduce: 0,
+      layers: 0,
+      x0: 0,
+      y0: 0,
+      x1: 0,
+      y1: 0,
+      components: 3,
+      bits: 8,
+      ycc: 0,
+      threads: 1,
+      bufferSize: 16384,
+    } as const;
+    await expect(addon.decodeBuffer!(Buffer.from([0xff, 0x4f, 0xff, 0x51, 0, 2]), opts)).rejects.toThrow();
+    expect(() => addon.decodeBuffer!('x' as unknown as Buffer, opts)).toThrow(TypeError);
+  });
+
+  it('IIPSRV_J2K_SPARSE=off uses the file path', async () => {
+    process.env.IIPSRV_J2K_SPARSE = 'off';
+    try {
+      const d = await dec('rpcl-plt.jp2');
+      await d.readRegion(0, { x: 0, y: 0, width: 32, height: 32 });
+      expect(d['sparse']).toBeUndefined();
+    } finally {
+      process.env.IIPSRV_J2K_SPARSE = 'always';
+    }
+  });
+});
