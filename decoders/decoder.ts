@@ -2,21 +2,10 @@
 // opens them into an ImageDecoder, which reads regions of any pyramid level as raw samples
 // and, when it can, hands out a stored tile's encoded bytes for passthrough.
 
-import type { ImageInfo } from '../src/core/image-info.js';
+import type { ImageInfo, RawImage } from '../src/core/image-info.js';
 import type { Rect } from '../src/core/view.js';
 
-export type { ImageInfo, Level } from '../src/core/image-info.js';
-
-/** Interleaved samples, row-major, top-left first. */
-export interface RawImage {
-  readonly data: Buffer;
-  readonly width: number;
-  readonly height: number;
-  readonly channels: number;
-  /** 8 → Uint8, 16 → Uint16 (native endianness), 32 → Float32 (float) samples. */
-  readonly bitsPerSample: 8 | 16 | 32;
-  readonly sampleFormat: 'uint' | 'float';
-}
+export type { ImageInfo, Level, RawImage } from '../src/core/image-info.js';
 
 /** A stored tile that is already a complete file in an output format. */
 export interface EncodedTile {

@@ -7,11 +7,10 @@
 // collects every worker's counters over IPC so that `?METRICS` from any worker shows them all.
 
 import cluster, { type Worker } from 'node:cluster';
-import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { LOG, type Logger } from './log.js';
 import type { Family, Snapshot } from './metrics.js';
+import { removeStaleSocket } from './frontends/fastcgi/server.js';
 
 /** Parses `--workers`: a positive integer or `auto` (one per core). */
 export function parseWorkers(value: string): number | undefined {
@@ -258,24 +257,4 @@ export async function runMaster(o: MasterOptions): Promise<void> {
     fork(slot);
   }
   logger.log(LOG.ERROR, `master ${process.pid}: started ${o.workers} workers`);
-}
-
-/** Unlinks a leftover UNIX socket, but never a live one or a file that is not a socket. */
-export async function removeStaleSocket(path: string): Promise<void> {
-  let stat: fs.Stats;
-  try {
-    stat = fs.lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!stat.isSocket()) return;
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (!live) fs.unlinkSync(path);
 }

@@ -53,3 +53,17 @@ export interface ImageInfo {
    */
   readonly views?: ImageViews;
 }
+
+/**
+ * Decoded samples: interleaved, row-major, top-left first. 8 → Uint8, 16 → Uint16 (native
+ * endianness), 32 → Float32 (float) samples. Decoders return it; protocols that report
+ * sample values (IIP PFL, SPECTRA) format it.
+ */
+export interface RawImage {
+  readonly data: Buffer;
+  readonly width: number;
+  readonly height: number;
+  readonly channels: number;
+  readonly bitsPerSample: 8 | 16 | 32;
+  readonly sampleFormat: 'uint' | 'float';
+}

@@ -4,7 +4,7 @@
 // touches files, caches or sockets; the handler does the I/O each answer kind asks for.
 
 import type { ImageServerError } from '../core/errors.js';
-import type { ImageInfo } from '../core/image-info.js';
+import type { ImageInfo, RawImage } from '../core/image-info.js';
 import type { Rect, ViewRequest } from '../core/view.js';
 
 /** Server settings that change how protocols parse and format. */
@@ -61,18 +61,8 @@ export interface BinaryBody {
   readonly headers?: ReadonlyArray<readonly [string, string]>;
 }
 
-/**
- * Raw decoded samples as the decoder returns them (structurally the decoder's RawImage):
- * interleaved, row-major; 8 → Uint8, 16 → Uint16 (native endianness), 32 → Float32 or Uint32.
- */
-export interface RawSamples {
-  readonly data: Buffer;
-  readonly width: number;
-  readonly height: number;
-  readonly channels: number;
-  readonly bitsPerSample: 8 | 16 | 32;
-  readonly sampleFormat: 'uint' | 'float';
-}
+/** Decoded samples as the decoder returns them, for PFL and SPECTRA. */
+export type RawSamples = RawImage;
 
 /**
  * Which member of an image sequence or stack a request is for (IIP SDS, IIIF_DELIMITER).

@@ -98,7 +98,7 @@ export function createFastCgiServer(handler: RequestHandler, options: FastCgiSer
 }
 
 /** Unlinks a leftover UNIX socket, but never a live one or a file that is not a socket. */
-async function removeStaleSocket(path: string): Promise<void> {
+export async function removeStaleSocket(path: string): Promise<void> {
   let stat: fs.Stats;
   try {
     stat = fs.lstatSync(path);
