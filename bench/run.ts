@@ -5,7 +5,8 @@
 // (tiles made by one instance, fetched from another whose RAM cache is off) against decoding
 // every time and against RAM hits. The image is a 20000×15000 JPEG-tiled pyramidal TIFF made
 // once with sharp and kept in .bench-data/.
-// Options: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 16).
+// Options: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 16), BENCH_ONLY (a regular
+// expression over workload names: only those, and only the comparison with iipsrv).
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,6 +21,7 @@ const W = 20000;
 const H = 15000;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY, 'i') : undefined;
 const REFERENCE = '/usr/lib/iipimage-server/iipsrv.fcgi';
 
 interface Result {
@@ -204,7 +206,7 @@ async function main(): Promise<void> {
     }
     process.stdout.write(`\nwrk -t1 -c${CONNECTIONS} -d${SECONDS}s through nginx; image ${W}×${H} JPEG-tiled TIFF\n\n`);
     const rows: string[][] = [['workload', 'ours req/s', 'ours p99', 'iipsrv req/s', 'iipsrv p99', 'ratio']];
-    for (const w of WORKLOADS) {
+    for (const w of WORKLOADS.filter((x) => !ONLY || ONLY.test(x.name))) {
       // Warm both the same way, then measure alternately so background load hits both.
       wrk(oursNginx.port, w, data, 2);
       if (refPort) wrk(refPort, w, data, 2);
@@ -213,6 +215,7 @@ async function main(): Promise<void> {
       rows.push([w.name, ...fmt(a), ...fmt(b), b && b.rps > 0 ? `${(a.rps / b.rps).toFixed(2)}×` : '-']);
     }
     printTable(rows);
+    if (ONLY) return;
 
     // --workers 2 against one process, same image, same nginx set-up.
     const two = await startIipsrv(env, ['--workers', '2']);

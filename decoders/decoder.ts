@@ -3,6 +3,7 @@
 // and, when it can, hands out a stored tile's encoded bytes for passthrough.
 
 import type { ImageInfo, RawImage } from '../src/core/image-info.js';
+import type { Sharp } from 'sharp';
 import type { Rect } from '../src/core/view.js';
 
 export type { ImageInfo, Level, RawImage } from '../src/core/image-info.js';
@@ -44,6 +45,13 @@ export interface ImageDecoder {
    * through (an edge tile, a codec or layout that needs decoding). Optional capability.
    */
   readEncodedTile?(level: number, col: number, row: number): Promise<EncodedTile | null>;
+  /**
+   * Optional fast path: a sharp pipeline yielding `rect` of `level` as 8-bit sRGB or grey
+   * samples, for views that need no sample processing, so that the renderer can add resize,
+   * rotation and encoding to the same libvips pipeline instead of copying raw samples out and
+   * back in. Null when this image's samples need decoding by hand.
+   */
+  regionPipeline?(level: number, rect: Rect): Sharp | null;
   /** Frees file handles and native memory. */
   close(): Promise<void>;
 }

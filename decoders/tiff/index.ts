@@ -286,6 +286,16 @@ class TiffDecoder implements ImageDecoder {
     return s;
   }
 
+  regionPipeline(level: number, rect: Rect): Sharp | null {
+    if (this.plan.raw || this.plan.depth !== 8 || this.info.colourSpace === 'cielab' || this.info.channels > 4) return null;
+    const src = this.source(level);
+    const { x, y, width, height } = rect;
+    const ok = [x, y, width, height].every(Number.isInteger) && x >= 0 && y >= 0 && width > 0 && height > 0;
+    if (!ok || x + width > src.level.width || y + height > src.level.height) return null;
+    const img = sharpFor(this.path, src).extract({ left: x, top: y, width, height });
+    return this.plan.colourspace ? img.toColourspace(this.plan.colourspace) : img;
+  }
+
   async readRegion(level: number, rect: Rect): Promise<RawImage> {
     const src = this.source(level);
     const { x, y, width, height } = rect;

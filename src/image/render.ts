@@ -211,6 +211,25 @@ async function renderPlain(raw: RawImage, plan: RenderPlan, s: RenderSettings): 
   return encodeBody(img, plan, p.channels, false, s);
 }
 
+/** The plain view in a single libvips pipeline from the decoder's own: no raw copy in between. */
+async function renderPipeline(img: Sharp, plan: RenderPlan, channels: number, s: RenderSettings): Promise<Rendered> {
+  let out = img;
+  let bands = channels;
+  // JPEG takes one or three bands (grey+alpha → grey, RGBA → RGB), as reduceChannels does.
+  if (plan.format === 'jpg' && (channels === 2 || channels === 4)) {
+    out = out.removeAlpha();
+    bands = channels - 1;
+  }
+  if (plan.rect.width !== plan.width || plan.rect.height !== plan.height) {
+    out = out.resize(plan.width, plan.height, { fit: 'fill', kernel: KERNELS[s.interpolation] ?? 'linear' });
+  }
+  // sharp mirrors before it rotates whatever the call order: the IIIF order.
+  if (plan.rotation.mirror) out = out.flop();
+  const degrees = normalisedDegrees(plan.rotation.degrees);
+  if (degrees !== 0) out = out.rotate(degrees);
+  return encodeBody(out, plan, bands, false, s);
+}
+
 export async function render(decoder: ImageDecoder, plan: RenderPlan, settings: RenderSettings): Promise<Rendered> {
   const info = decoder.info;
   const marking = watermarkActive(settings.watermark);
@@ -222,6 +241,18 @@ export async function render(decoder: ImageDecoder, plan: RenderPlan, settings: 
   }
   // Load the watermark before decoding, so that a missing watermark fails fast.
   const wm = marking ? await watermarkFor(settings.watermark!) : undefined;
+  const processing0 = plan.processing;
+  const degrees0 = normalisedDegrees(plan.rotation.degrees);
+  const simple =
+    !wm &&
+    !hasProcessing(processing0) &&
+    (plan.quality === 'default' || plan.quality === 'color') &&
+    degrees0 % 90 === 0 &&
+    info.sampleFormat === 'uint' &&
+    info.bitsPerSample <= 8 &&
+    info.colourSpace !== 'cielab';
+  const pipeline = simple && decoder.regionPipeline ? decoder.regionPipeline(plan.level, plan.rect) : null;
+  if (pipeline) return renderPipeline(pipeline, plan, info.channels, settings);
   // Quality layers (IIP LYR) matter to JPEG 2000 only; other decoders ignore the option.
   const raw = alignedCopy(await decoder.readRegion(plan.level, plan.rect, plan.layers !== undefined ? { layers: plan.layers } : undefined));
   const processing = plan.processing;

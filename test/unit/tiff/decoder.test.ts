@@ -416,3 +416,23 @@ describe('readEncodedTile', () => {
     expect(await d.readEncodedTile!(0, 4, 1)).toBeNull();
   });
 });
+
+describe('regionPipeline (one libvips pipeline for plain 8-bit views)', () => {
+  it('yields the same samples as readRegion for 8-bit layouts', async () => {
+    for (const name of ['jpegPyramid', 'deflatePyramid']) {
+      const d = await dec(name);
+      const rect = { x: 200, y: 130, width: 300, height: 260 };
+      const pipe = d.regionPipeline!(1, rect);
+      expect(pipe).not.toBeNull();
+      const { data, info } = await pipe!.raw().toBuffer({ resolveWithObject: true });
+      const region = await d.readRegion(1, rect);
+      expect([info.width, info.height, info.channels]).toEqual([region.width, region.height, region.channels]);
+      expect(diffStats(data, region.data).max).toBe(0);
+    }
+  });
+
+  it('declines layouts whose samples need decoding by hand, and rectangles outside the level', async () => {
+    expect((await dec('grey16')).regionPipeline!(0, { x: 0, y: 0, width: 10, height: 10 })).toBeNull();
+    expect((await dec('jpegPyramid')).regionPipeline!(3, { x: 100, y: 100, width: 100, height: 100 })).toBeNull();
+  });
+});
