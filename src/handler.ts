@@ -128,6 +128,7 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     iiifVersion: config.iiifVersion,
     formats: deps.formats,
     copyright: config.copyright,
+    cors: config.cors !== '',
     iipErrorStatus200: config.iipErrorStatus200,
   };
   const limit = config.maxCvt > 0 ? config.maxCvt : -1;

@@ -130,15 +130,19 @@ const SHARED_FEATURES = [
   'baseUriRedirect',
   'canonicalLinkHeader',
   'profileLinkHeader',
-  'cors',
   'jsonldMediaType',
 ] as const;
+
+function sharedFeatures(options: ProtocolOptions): string[] {
+  // `cors` only when the server actually sends CORS headers (CORS set).
+  return SHARED_FEATURES.flatMap((f) => (f === 'jsonldMediaType' && options.cors ? ['cors', f] : [f]));
+}
 
 /** IIIF 3 info.json (§5.5), keys in iipsrv's order plus `maxArea`. */
 export function infoV3(info: ImageInfo, id: string, options: ProtocolOptions): Record<string, unknown> {
   const features = ['regionByPct', 'regionSquare', 'sizeByPct', 'sizeByConfinedWh', 'sizeByWh'];
   if (options.allowUpscaling) features.push('sizeUpscaling');
-  features.push(...SHARED_FEATURES);
+  features.push(...sharedFeatures(options));
   const rights = rightsOf(info, options);
   const service = physdim(info);
   return {
@@ -166,7 +170,7 @@ export function infoV2(info: ImageInfo, id: string, options: ProtocolOptions): R
   // what we add over iipsrv.
   const supports = ['regionByPct', 'regionSquare', 'sizeByConfinedWh', 'sizeByForcedWh', 'sizeByDistortedWh', 'sizeByWh'];
   if (options.allowUpscaling) supports.push('sizeAboveFull');
-  supports.push(...SHARED_FEATURES);
+  supports.push(...sharedFeatures(options));
   const rights = rightsOf(info, options);
   const service = physdim(info);
   return {

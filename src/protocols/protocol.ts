@@ -20,6 +20,8 @@ export interface ProtocolOptions {
   readonly formats: readonly string[];
   /** COPYRIGHT: rights statement when the image has none. */
   readonly copyright: string;
+  /** CORS is configured (CORS headers are sent), so info.json may list the `cors` feature. */
+  readonly cors?: boolean;
   /** IIP_ERROR_STATUS_200: send IIP `Error/` bodies with status 200 as iipsrv did (default 400). */
   readonly iipErrorStatus200?: boolean;
 }

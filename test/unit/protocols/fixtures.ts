@@ -35,6 +35,7 @@ export const OPTIONS: ProtocolOptions = {
   iiifVersion: 3,
   formats: ['jpg', 'png', 'webp'],
   copyright: '',
+  cors: true,
 };
 
 export interface InputOverrides {

@@ -323,3 +323,12 @@ describe('info.json id', () => {
     );
   });
 });
+
+describe('the cors feature', () => {
+  it('is listed only when CORS headers are configured', () => {
+    const features = (cors: boolean): string[] => infoJson('a.tif/info.json', WITH_RES, { options: { cors } }).extraFeatures;
+    expect(features(true)).toContain('cors');
+    expect(features(false)).not.toContain('cors');
+    expect(infoJson('a.tif/info.json', WITH_RES, { options: { cors: false, iiifVersion: 2 } }).profile[1].supports).not.toContain('cors');
+  });
+});
