@@ -1,10 +1,12 @@
-// Pyramid geometry, the one place that relates levels, tile grids, regions and output sizes.
+// Pyramid geometry, the one place that relates levels, tile grids, regions and output sizes,
+// and the level and tile numbers of each protocol (IIIF scale factors, IIP resolutions,
+// Zoomify and DeepZoom levels).
 // Levels count from full resolution (0) down; IIP's smallest-first numbering is converted at
 // the protocol edge. Level sizes are the file's own, never assumed to be powers of two.
 
 import { ImageServerError } from './errors.js';
-import type { Level } from './image-info.js';
-import type { Rect, RegionSpec, SizeSpec, UpscaleRule } from './view.js';
+import type { ImageInfo, Level } from './image-info.js';
+import type { Rect, RegionSpec, Rotation, SizeSpec, UpscaleRule } from './view.js';
 
 export interface Size {
   readonly width: number;
@@ -239,4 +241,65 @@ export function matchTile(levels: readonly Level[], rect: Rect, out: Size): { le
     if (out.width === t.width && out.height === t.height) return { level: i, col, row };
   }
   return null;
+}
+
+// Protocol numbering: IIP resolutions, row-major tile indices, Zoomify and DeepZoom levels.
+
+/** Our level index (0 = full resolution) for an IIP resolution number (0 = smallest); null when out of range. */
+export function levelOfResolution(info: ImageInfo, resolution: number): number | null {
+  const n = info.levels.length;
+  if (!Number.isInteger(resolution) || resolution < 0 || resolution >= n) return null;
+  return n - 1 - resolution;
+}
+
+/** A row-major tile index (`row * cols + col`) as a column and row; null when outside the grid. */
+export function tilePosition(grid: TileGrid, index: number): { col: number; row: number } | null {
+  if (!Number.isInteger(index) || index < 0 || index >= grid.cols * grid.rows) return null;
+  return { col: index % grid.cols, row: Math.floor(index / grid.cols) };
+}
+
+/** True when a rotation swaps width and height (90 or 270 degrees). */
+export function swapsAxes(rotation: Rotation): boolean {
+  return ((rotation.degrees % 360) + 360) % 180 === 90;
+}
+
+/**
+ * iipsrv's `discard`: the number of levels whose width and height are both smaller than the tile
+ * size, less one when there are any, so that the largest level fitting in one tile stays and
+ * becomes Zoomify level 0. Zoomify level z is then IIP resolution z + discard.
+ */
+export function zoomifyDiscard(levels: readonly Level[], tileSize: number): number {
+  const small = levels.filter((l) => l.width < tileSize && l.height < tileSize).length;
+  return small > 0 ? small - 1 : 0;
+}
+
+/** Our level index for Zoomify level z; null when the image has no such level. */
+export function zoomifyLevel(info: ImageInfo, tileSize: number, z: number): number | null {
+  return levelOfResolution(info, z + zoomifyDiscard(info.levels, tileSize));
+}
+
+/** ImageProperties.xml NUMTILES: the square tiles of exactly the levels served (§13 #30). */
+export function zoomifyTileCount(info: ImageInfo, tileSize: number): number {
+  const served = info.levels.length - zoomifyDiscard(info.levels, tileSize);
+  let n = 0;
+  for (let i = 0; i < served; i++) {
+    const l = info.levels[i];
+    n += Math.ceil(l.width / tileSize) * Math.ceil(l.height / tileSize);
+  }
+  return n;
+}
+
+/** The highest DeepZoom level, ceil(log2(max(W, H))): the level at full size. */
+export function deepZoomMaxLevel(width: number, height: number): number {
+  const m = Math.max(width, height);
+  let n = 0;
+  while (2 ** n < m) n++;
+  return n;
+}
+
+/** DeepZoom level L's true size: ceil(W / 2^s) × ceil(H / 2^s) with s = max − L. */
+export function deepZoomLevelSize(width: number, height: number, L: number): { width: number; height: number; shift: number } {
+  const shift = deepZoomMaxLevel(width, height) - L;
+  const f = 2 ** shift;
+  return { width: Math.ceil(width / f), height: Math.ceil(height / f), shift };
 }

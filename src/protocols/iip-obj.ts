@@ -6,7 +6,7 @@
 import type { ImageInfo } from '../core/image-info.js';
 import type { Rotation } from '../core/view.js';
 import type { ImageMember, ProtocolOptions } from './protocol.js';
-import { swapsAxes } from './tiling.js';
+import { swapsAxes } from '../core/geometry.js';
 
 export const NETFPX = 'application/vnd.netfpx';
 export const CRLF = '\r\n';

@@ -13,7 +13,8 @@ import { hasProcessing, type OutputFormat, type Processing, type RegionView, typ
 import { IipError, decodeValue, parseIipCommands, type IipCommands, type IipErrorLine, type IipOutput } from './iip-commands.js';
 import { CRLF, IIP_PROTOCOL_VERSION, NETFPX, formatObjects, isKnownObject, objectNeedsImage } from './iip-obj.js';
 import type { BinaryBody, FormattedBody, Protocol, ProtocolAnswer, ProtocolInput, ProtocolOptions, RawSamples } from './protocol.js';
-import { levelOfResolution, levelRectView, rotatedGrid, sourceRectOfRotatedTile, tilePosition, type ViewStyle } from './tiling.js';
+import { levelOfResolution, tilePosition } from '../core/geometry.js';
+import { levelRectView, rotatedGrid, sourceRectOfRotatedTile, type ViewStyle } from './tiling.js';
 
 /** The file name iipsrv gives every IIP error body. */
 export const ERROR_DISPOSITION = 'inline;filename="IIPisAMadGameClosedToOurUnderstanding.netfpx"';

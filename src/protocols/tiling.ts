@@ -1,34 +1,16 @@
-// Tile grids as the tiling protocols (IIP, Zoomify, DeepZoom) number them, on top of
-// core/geometry: IIP resolution numbers (0 = smallest) against our level indices (0 = full),
-// row-major tile indices, tiles of a rotated IIP grid, Zoomify's `discard` rule, DeepZoom's
-// level numbers, and "virtual" tiles (non-square tilings, DeepZoom levels below the pyramid)
-// that do not exist in the file and are rendered as region views. Pure arithmetic.
+// The views behind the tiling protocols' tile numbers (IIP, Zoomify, DeepZoom): tiles of a
+// rotated IIP grid, and "virtual" tiles (non-square tilings, DeepZoom levels below the
+// pyramid) that do not exist in the file and are rendered as region views. The numbering
+// itself (resolutions, tile indices, Zoomify and DeepZoom levels) is in core/geometry, the
+// one geometry module. Pure arithmetic.
 
 import { ImageServerError } from '../core/errors.js';
-import { isTileInRange, tileRect, type TileGrid } from '../core/geometry.js';
+import { deepZoomLevelSize, deepZoomMaxLevel, isTileInRange, swapsAxes, tileGrid, tileRect, type TileGrid } from '../core/geometry.js';
 import type { ImageInfo, Level } from '../core/image-info.js';
 import type { Rect, RegionView, Rotation, TileView, ViewRequest } from '../core/view.js';
 
 /** Everything of a view besides where it is: format, quality, rotation, processing... */
 export type ViewStyle = Omit<TileView, 'kind' | 'level' | 'col' | 'row'>;
-
-/** Our level index (0 = full resolution) for an IIP resolution number (0 = smallest); null when out of range. */
-export function levelOfResolution(info: ImageInfo, resolution: number): number | null {
-  const n = info.levels.length;
-  if (!Number.isInteger(resolution) || resolution < 0 || resolution >= n) return null;
-  return n - 1 - resolution;
-}
-
-/** A row-major tile index (`row * cols + col`) as a column and row; null when outside the grid. */
-export function tilePosition(grid: TileGrid, index: number): { col: number; row: number } | null {
-  if (!Number.isInteger(index) || index < 0 || index >= grid.cols * grid.rows) return null;
-  return { col: index % grid.cols, row: Math.floor(index / grid.cols) };
-}
-
-/** True when a rotation swaps width and height (90 or 270 degrees). */
-export function swapsAxes(rotation: Rotation): boolean {
-  return ((rotation.degrees % 360) + 360) % 180 === 90;
-}
 
 /**
  * The tile grid a client sees for an IIP resolution under a rotation: the level's size with
@@ -39,7 +21,7 @@ export function rotatedGrid(level: Level, rotation: Rotation): { width: number; 
   const swap = swapsAxes(rotation);
   const width = swap ? level.height : level.width;
   const height = swap ? level.width : level.height;
-  return { width, height, grid: { cols: Math.ceil(width / level.tileWidth), rows: Math.ceil(height / level.tileHeight) } };
+  return { width, height, grid: tileGrid({ ...level, width, height }) };
 }
 
 /**
@@ -48,14 +30,10 @@ export function rotatedGrid(level: Level, rotation: Rotation): { width: number; 
  * clockwise) gives exactly that tile. Null when the tile is outside the rotated grid.
  */
 export function sourceRectOfRotatedTile(level: Level, rotation: Rotation, col: number, row: number): Rect | null {
-  const { width: rw, height: rh, grid } = rotatedGrid(level, rotation);
-  if (!Number.isInteger(col) || !Number.isInteger(row) || col < 0 || row < 0 || col >= grid.cols || row >= grid.rows) return null;
-  const t: Rect = {
-    x: col * level.tileWidth,
-    y: row * level.tileHeight,
-    width: Math.min(level.tileWidth, rw - col * level.tileWidth),
-    height: Math.min(level.tileHeight, rh - row * level.tileHeight),
-  };
+  const { width: rw, height: rh } = rotatedGrid(level, rotation);
+  const rotated = { ...level, width: rw, height: rh };
+  if (!isTileInRange(rotated, col, row)) return null;
+  const t = tileRect(rotated, col, row);
   const lw = level.width;
   const lh = level.height;
   // Undo the clockwise rotation: a point (x, y) of the mirrored level goes to (lh - y, x) at 90°,
@@ -111,15 +89,8 @@ export function levelRectView(info: ImageInfo, levelIndex: number, rect: Rect, s
 
 /** Square virtual tile (col, row) of side `size` on a level; null when outside it. */
 export function squareTileRect(level: Level, size: number, col: number, row: number): Rect | null {
-  const cols = Math.ceil(level.width / size);
-  const rows = Math.ceil(level.height / size);
-  if (!Number.isInteger(col) || !Number.isInteger(row) || col < 0 || row < 0 || col >= cols || row >= rows) return null;
-  return {
-    x: col * size,
-    y: row * size,
-    width: Math.min(size, level.width - col * size),
-    height: Math.min(size, level.height - row * size),
-  };
+  const square = { ...level, tileWidth: size, tileHeight: size };
+  return isTileInRange(square, col, row) ? tileRect(square, col, row) : null;
 }
 
 /** True when a level's stored tiles are the square tiles of side `size` a Zoomify/DeepZoom client expects. */
@@ -149,49 +120,8 @@ function outOfRange(col: number, row: number): ImageServerError {
 // ---------------------------------------------------------------------------------------------
 // Zoomify
 
-/**
- * iipsrv's `discard`: the number of levels whose width and height are both smaller than the tile
- * size, less one when there are any, so that the largest level fitting in one tile stays and
- * becomes Zoomify level 0. Zoomify level z is then IIP resolution z + discard.
- */
-export function zoomifyDiscard(levels: readonly Level[], tileSize: number): number {
-  const small = levels.filter((l) => l.width < tileSize && l.height < tileSize).length;
-  return small > 0 ? small - 1 : 0;
-}
-
-/** Our level index for Zoomify level z; null when the image has no such level. */
-export function zoomifyLevel(info: ImageInfo, tileSize: number, z: number): number | null {
-  return levelOfResolution(info, z + zoomifyDiscard(info.levels, tileSize));
-}
-
-/** ImageProperties.xml NUMTILES: the square tiles of exactly the levels served (§13 #30). */
-export function zoomifyTileCount(info: ImageInfo, tileSize: number): number {
-  const served = info.levels.length - zoomifyDiscard(info.levels, tileSize);
-  let n = 0;
-  for (let i = 0; i < served; i++) {
-    const l = info.levels[i];
-    n += Math.ceil(l.width / tileSize) * Math.ceil(l.height / tileSize);
-  }
-  return n;
-}
-
 // ---------------------------------------------------------------------------------------------
 // DeepZoom
-
-/** The highest DeepZoom level, ceil(log2(max(W, H))): the level at full size. */
-export function deepZoomMaxLevel(width: number, height: number): number {
-  const m = Math.max(width, height);
-  let n = 0;
-  while (2 ** n < m) n++;
-  return n;
-}
-
-/** DeepZoom level L's true size: ceil(W / 2^s) × ceil(H / 2^s) with s = max − L. */
-export function deepZoomLevelSize(width: number, height: number, L: number): { width: number; height: number; shift: number } {
-  const shift = deepZoomMaxLevel(width, height) - L;
-  const f = 2 ** shift;
-  return { width: Math.ceil(width / f), height: Math.ceil(height / f), shift };
-}
 
 /**
  * The view for DeepZoom tile (col, row) of level L with square tiles of side `size`.

@@ -9,7 +9,8 @@ import type { ImageInfo } from '../core/image-info.js';
 import { NO_ROTATION } from '../core/view.js';
 import { decodeValue } from './iip-commands.js';
 import type { FormattedBody, Protocol, ProtocolAnswer, ProtocolInput } from './protocol.js';
-import { squareTileView, zoomifyLevel, zoomifyTileCount } from './tiling.js';
+import { zoomifyLevel, zoomifyTileCount } from '../core/geometry.js';
+import { squareTileView } from './tiling.js';
 
 /** The side of the square tiles a Zoomify client is told about: the full-resolution tile width. */
 export const zoomifyTileSize = (info: ImageInfo): number => info.levels[0].tileWidth;

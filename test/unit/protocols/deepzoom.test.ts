@@ -7,7 +7,7 @@ import { ImageServerError } from '../../../src/core/errors.js';
 import type { ImageInfo } from '../../../src/core/image-info.js';
 import type { ViewRequest } from '../../../src/core/view.js';
 import { deepzoom, dziDocument, parseTilePath } from '../../../src/protocols/deepzoom.js';
-import { deepZoomLevelSize, deepZoomMaxLevel } from '../../../src/protocols/tiling.js';
+import { deepZoomLevelSize, deepZoomMaxLevel } from '../../../src/core/geometry.js';
 import { IMAGE, OPTIONS, input, pyramid } from './fixtures.js';
 
 const parse = (argument: string, formats: readonly string[] = OPTIONS.formats) =>

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ImageServerError } from '../../../src/core/errors.js';
 import type { ImageInfo } from '../../../src/core/image-info.js';
 import type { ViewRequest } from '../../../src/core/view.js';
-import { zoomifyDiscard, zoomifyTileCount } from '../../../src/protocols/tiling.js';
+import { zoomifyDiscard, zoomifyTileCount } from '../../../src/core/geometry.js';
 import { imageProperties, parseTileName, zoomify } from '../../../src/protocols/zoomify.js';
 import { IMAGE, input, pyramid } from './fixtures.js';
 
