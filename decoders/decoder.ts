@@ -36,7 +36,9 @@ export interface ImageDecoder {
   readonly info: ImageInfo;
   /**
    * Samples of `rect` (in the level's own pixel coordinates, already clipped to it) of pyramid
-   * level `level` (0 = full resolution). Reads only the tiles that the rectangle touches.
+   * level `level` (0 = full resolution). Reads only the tiles that the rectangle touches. The
+   * returned samples belong to the caller, which may change them: never hand out a buffer
+   * that a cache keeps.
    * `options` is optional so that decoders written before it existed still satisfy the type.
    */
   readRegion(level: number, rect: Rect, options?: ReadOptions): Promise<RawImage>;

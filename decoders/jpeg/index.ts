@@ -11,6 +11,7 @@ import type { ImageInfo, Level, PhysicalResolution } from '../../src/core/image-
 import type { Rect } from '../../src/core/view.js';
 import { ImageServerError } from '../../src/core/errors.js';
 import { fileError } from '../file-error.js';
+import { cropLevel, LevelCache } from '../level-cache.js';
 
 const TILE = 256;
 /** A decoded level up to this size is kept for the following tiles. */
@@ -26,26 +27,7 @@ interface Decoded {
 }
 
 /** Process-wide LRU of decoded levels, keyed by decoder instance and level. */
-const decoded = new Map<string, Promise<Decoded>>();
-const sizes = new Map<string, number>();
-let cachedBytes = 0;
-
-function remember(key: string, p: Promise<Decoded>, bytes: number): void {
-  decoded.set(key, p);
-  sizes.set(key, bytes);
-  cachedBytes += bytes;
-  for (const k of decoded.keys()) {
-    if (cachedBytes <= CACHE_BUDGET_BYTES) break;
-    forget(k);
-  }
-  p.catch(() => forget(key));
-}
-
-function forget(key: string): void {
-  if (!decoded.delete(key)) return;
-  cachedBytes -= sizes.get(key) ?? 0;
-  sizes.delete(key);
-}
+const levels = new LevelCache(CACHE_BUDGET_BYTES);
 
 /** Virtual levels: full size, then floor(w/2) × floor(h/2) until one tile holds the image. */
 export function jpegLevels(width: number, height: number): Level[] {
@@ -99,23 +81,12 @@ class JpegDecoder implements ImageDecoder {
     const bytes = l.width * l.height * c;
     let out: Decoded;
     if (bytes <= LEVEL_CACHE_MAX_BYTES && !this.closed) {
-      const key = `${this.id}:${level}`;
-      let p = decoded.get(key);
-      if (p) {
-        decoded.delete(key);
-        decoded.set(key, p);
-      } else {
-        p = this.run(this.pipeline(level), `level ${level}`);
-        remember(key, p, bytes);
-      }
-      const whole = await p;
+      const whole = await levels.getOrLoad(`${this.id}:${level}`, async () => ({
+        ...(await this.run(this.pipeline(level), `level ${level}`)),
+        bits: 8,
+      }));
       if (whole.channels !== c) throw new ImageServerError('INTERNAL', undefined, `${this.path}: ${whole.channels} bands, expected ${c}`);
-      const data = Buffer.alloc(width * height * c);
-      for (let r = 0; r < height; r++) {
-        const start = ((y + r) * whole.width + x) * c;
-        whole.data.copy(data, r * width * c, start, start + width * c);
-      }
-      out = { data, width, height, channels: c };
+      out = { data: cropLevel(whole, x, y, width, height), width, height, channels: c };
     } else {
       out = await this.run(
         this.pipeline(level).extract({ left: x, top: y, width, height }),
@@ -130,7 +101,7 @@ class JpegDecoder implements ImageDecoder {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const k of [...decoded.keys()]) if (k.startsWith(`${this.id}:`)) forget(k);
+    levels.clear(`${this.id}:`);
   }
 }
 
