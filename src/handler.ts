@@ -66,6 +66,8 @@ interface Route {
   readonly request: string;
   /** IIP setters around a delegated IIIF=/Zoomify=/DeepZoom= command, applied to its answer. */
   readonly setters?: IipCommands;
+  /** The parsed commands of an IIP request, handed to the protocol so it does not parse again. */
+  readonly commands?: IipCommands;
   /** What the IIP commands ignored (later output commands, unusable values), for the log. */
   readonly notes?: readonly string[];
 }
@@ -87,7 +89,7 @@ export function routeRequest(req: ServerRequest, config: Config, formats: readon
         const commands = parseIipCommands(req.query, { formats, image: decodeValue(argument, false) });
         const delegated = delegation(commands);
         if (delegated) return { ...delegated, request: req.query };
-        return { protocol: iip, name: 'FIF', argument, via: 'path', request: req.query, notes: commands.notes };
+        return { protocol: iip, name: 'FIF', argument, via: 'path', request: req.query, commands, notes: commands.notes };
       }
       return { protocol: protocolByName(map.protocol), name: map.protocol, argument, via: 'path', request: '' };
     }
@@ -98,7 +100,7 @@ export function routeRequest(req: ServerRequest, config: Config, formats: readon
   const commands = parseIipCommands(query, { formats });
   const delegated = delegation(commands);
   if (delegated) return { ...delegated, request: query };
-  return { protocol: iip, name: 'IIP', argument: query, via: 'query', request: query, notes: commands.notes };
+  return { protocol: iip, name: 'IIP', argument: query, via: 'query', request: query, commands, notes: commands.notes };
 }
 
 /** The IIIF/Zoomify/DeepZoom route when that is the request's output command. */
@@ -363,6 +365,7 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
             https: req.https,
             requestUri: req.requestUri,
             request: route.request,
+            commands: route.commands,
             options: protocolOptions,
           };
           res = await serve(req, route, input, head);

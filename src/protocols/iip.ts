@@ -351,7 +351,7 @@ function parse(input: ProtocolInput): ProtocolAnswer {
   // any, carries the commands.
   const image = input.via === 'path' ? decodeValue(input.argument, false) : undefined;
   const request = input.request ?? (input.via === 'path' ? '' : input.argument);
-  const commands = parseIipCommands(request, { formats: input.options.formats, image });
+  const commands = input.commands ?? parseIipCommands(request, { formats: input.options.formats, image });
   return answerFor(commands, input.options);
 }
 

@@ -6,6 +6,7 @@
 import type { ImageServerError } from '../core/errors.js';
 import type { ImageInfo, RawImage } from '../core/image-info.js';
 import type { Rect, ViewRequest } from '../core/view.js';
+import type { IipCommands } from './iip-commands.js';
 
 /** Server settings that change how protocols parse and format. */
 export interface ProtocolOptions {
@@ -41,6 +42,8 @@ export interface ProtocolInput {
    * protocols made of several commands (IIP). In URI_MAP mode it is the query string, if any.
    */
   readonly request?: string;
+  /** The request's IIP commands when the router has parsed them already (so IIP does not again). */
+  readonly commands?: IipCommands;
   readonly options: ProtocolOptions;
 }
 
