@@ -12,19 +12,28 @@ import type { DecoderModule, ImageDecoder, OpenOptions, RawImage, ReadOptions } 
 import type { ImageInfo } from '../../src/core/image-info.js';
 import type { Rect } from '../../src/core/view.js';
 import { ImageServerError } from '../../src/core/errors.js';
-import { openJpeg2000, sniffJpeg2000, type Jpeg2000File, type ProgressionOrder } from '../../src/jpeg2000/index.js';
+import {
+  openJpeg2000,
+  sniffJpeg2000,
+  tilesInArea,
+  type GridRect,
+  type Jpeg2000File,
+  type ProgressionOrder,
+  type Siz,
+} from '../../src/jpeg2000/index.js';
 import { loadNativeAddon, type NativeAddon } from './native.js';
 import { describe, effectiveLayers, type DecodePlan } from './structure.js';
 import { cropLevel, levelCache, type DecodedLevel } from './level-cache.js';
 import { decodeLevelWasm, wasmMaxPixels } from './wasm.js';
-import { SparseCodestreams } from './sparse.js';
+import { builtSparseCodestreams, clearSparseIndexes, fileKey, sparseCodestreamsFor, type SparseCodestreams } from './sparse.js';
 
 export { effectiveLayers, pyramidLevels, VIRTUAL_TILE } from './structure.js';
 export { WASM_MAX_PIXELS, wasmMaxPixels } from './wasm.js';
 
-/** Empties the shared decoded-level cache (tests, SIGHUP). */
+/** Empties the shared decoded-level cache and the remembered packet indexes (tests, SIGHUP). */
 export function clearLevelCache(): void {
   levelCache.clear();
+  clearSparseIndexes();
 }
 
 /** Largest area (pixels) decoded in one native call; bigger reads are refused with 413. */
@@ -47,17 +56,20 @@ const THREADS = Math.max(1, Math.min(16, Number(process.env.IIPSRV_J2K_THREADS) 
 const STREAM_BUFFER = Math.max(4096, Number(process.env.IIPSRV_J2K_STREAM_BUFFER) || 16 * 1024);
 
 /**
- * Region decodes of images with few, huge tiles go through a sparse codestream in memory
- * (./sparse.ts) when the tiles meeting the region are much larger than it.
- * IIPSRV_J2K_SPARSE=off|always overrides (read on every call). The packet index is built once
- * per open image; IIPSRV_J2K_INDEX_DIR (a folder) persists it across restarts.
+ * Region decodes go through a sparse codestream in memory (./sparse.ts) when OpenJPEG would
+ * otherwise read far more than the region needs: tiles much larger than the region, or a reduced
+ * resolution spread over many tiles (the sparse codestream then also leaves out the resolutions
+ * above it, ./reduce.ts). IIPSRV_J2K_SPARSE=off|always overrides (read on every call). The packet
+ * index is built once per version of a file; IIPSRV_J2K_INDEX_DIR (a folder) persists it.
  */
 function sparseMode(): 'auto' | 'off' | 'always' {
   const v = (process.env.IIPSRV_J2K_SPARSE ?? '').trim().toLowerCase();
   return v === 'off' || v === 'always' ? v : 'auto';
 }
-/** Sparse codestreams are built for codestreams with at most this many tiles. */
-const SPARSE_MAX_TILES = 16;
+/** Tiles at least this large (samples) are "huge": OpenJPEG reads a whole tile-part per decode. */
+const HUGE_TILE = 2048 * 2048;
+/** A reduced decode over at least this many small tiles goes sparse once the index is built. */
+const SPARSE_MIN_TILES = 8;
 
 export type Jpeg2000Backend = 'native' | 'wasm';
 
@@ -127,25 +139,34 @@ export class Jpeg2000Decoder implements ImageDecoder {
     private readonly path: string,
     private readonly maxLayers: number,
     private readonly addon: NativeAddon | null,
-    /** Whether sparse decodes may serve this image (few tiles, no palette or channel mapping). */
+    /** The codestream's image and tile geometry. */
+    private readonly siz: Siz,
+    /** This version of the file (./sparse.ts fileKey), for the shared packet index. */
+    private readonly fileKey: string,
+    /** Whether sparse decodes may serve this image (no palette or channel mapping, POC, PPM). */
     private readonly sparseOk = false,
   ) {}
 
-  /** Whether a region of level k should be decoded from a sparse codestream. */
-  private wantsSparse(k: number, rect: Rect): boolean {
+  /**
+   * How a decode of `area` at reduction k uses the packet index: 'wait' for it (building it
+   * costs less than one ordinary decode of a huge tile: ~120 ms for a 20000² untiled file
+   * against 200–400 ms), 'ready' (use it once built, meanwhile decode the ordinary way), or none.
+   */
+  private sparseRoute(k: number, rect: Rect, area: GridRect): 'wait' | 'ready' | null {
     const mode = sparseMode();
-    if (mode === 'off' || !this.sparseOk || !this.addon?.decodeBuffer) return false;
-    if (mode === 'always') return true;
-    // Only for big tile-parts (which OpenJPEG would read whole); at full resolution only for
-    // regions much smaller than the tile (at reduced ones the higher resolutions are left out).
+    if (mode === 'off' || !this.sparseOk || !this.addon?.decodeBuffer) return null;
+    if (mode === 'always') return 'wait';
     const { tileWidth, tileHeight } = this.jpeg2000;
-    if (tileWidth * tileHeight < 2048 * 2048) return false;
-    return k > 0 || tileWidth * tileHeight >= 16 * rect.width * rect.height;
+    if (tileWidth * tileHeight >= HUGE_TILE) {
+      // At full resolution only for regions much smaller than the tile.
+      return k > 0 || tileWidth * tileHeight >= 16 * rect.width * rect.height ? 'wait' : null;
+    }
+    return k > 0 && tilesInArea(this.siz, area).length >= SPARSE_MIN_TILES ? 'ready' : null;
   }
 
   /** The image's packet index (built once; null when the codestream cannot be indexed). */
   sparseIndex(): Promise<SparseCodestreams | null> {
-    this.sparse ??= SparseCodestreams.open(this.path, process.env.IIPSRV_J2K_INDEX_DIR || undefined)
+    this.sparse ??= sparseCodestreamsFor(this.path, this.fileKey, process.env.IIPSRV_J2K_INDEX_DIR || undefined)
       .catch(() => null)
       .then((s) => (this.sparseReady = s));
     return this.sparse;
@@ -255,21 +276,16 @@ export class Jpeg2000Decoder implements ImageDecoder {
         threads: THREADS,
         bufferSize: STREAM_BUFFER,
       };
-      // The first reads of an image go the file way while its index is built in the background
-      // (IIPSRV_J2K_SPARSE=always waits for it).
       let sparse: SparseCodestreams | null = null;
-      if (this.wantsSparse(k, rect)) {
-        if (sparseMode() === 'always') sparse = await this.sparseIndex();
-        else {
-          // Whole levels are decoded once per image (the level cache): not worth an index alone.
-          const lvl = this.info.levels[k];
-          if (rect.width * rect.height < lvl.width * lvl.height) void this.sparseIndex();
-          sparse = this.sparseReady ?? null;
-        }
+      const route = this.sparseRoute(k, rect, area);
+      if (route === 'wait') sparse = await this.sparseIndex();
+      else if (route === 'ready') {
+        void this.sparseIndex();
+        sparse = this.sparseReady ?? builtSparseCodestreams(this.fileKey) ?? null;
       }
       if (sparse && addon.decodeBuffer) {
         const cs = await sparse.build(area, k, layers);
-        out = await addon.decodeBuffer(cs, { ...options, format: 0 });
+        out = await addon.decodeBuffer(cs.data, { ...options, format: 0, reduce: cs.reduce, ...cs.area });
       } else {
         out = await addon.decode(this.path, options);
       }
@@ -366,9 +382,9 @@ export const jpeg2000Decoder: DecoderModule = {
       };
       const addon = backend === 'native' ? loadNativeAddon().addon : null;
       const hdr = file.boxes?.header;
-      const sparseOk =
-        cs.tileCount <= SPARSE_MAX_TILES && !hdr?.palette && !hdr?.channels && cs.header.poc.length === 0 && cs.header.ppm.length === 0;
-      return new Jpeg2000Decoder(info, summary, plan, path, options?.maxLayers ?? 0, addon, sparseOk);
+      const sparseOk = !hdr?.palette && !hdr?.channels && cs.header.poc.length === 0 && cs.header.ppm.length === 0;
+      const key = await fileKey(path);
+      return new Jpeg2000Decoder(info, summary, plan, path, options?.maxLayers ?? 0, addon, cs.siz, key, sparseOk);
     } catch (err) {
       throw withPath(err, path);
     } finally {

@@ -10,13 +10,17 @@
 // JPIP clients do (ISO/IEC 15444-9 Annex A; /work/shared/tools/jpip/jpp2j2k.py).
 
 import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import { mkdir, open, readFile, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openJpeg2000, type GridRect } from '../../src/jpeg2000/index.js';
 import { deserializeIndex, serializeIndex, writeAtomically, type FileIdentity } from '../../src/jpeg2000/index-store.js';
 import { buildPacketIndex, PacketIndex, type PacketIndexData } from '../../src/jpeg2000/packet-index.js';
 import { forEachPacket } from '../../src/jpeg2000/packets.js';
-import { windowContent } from '../../src/protocols/jpip/window.js';
+import { precinctRect, tileLayout, type TileLayout } from '../../src/jpeg2000/precincts.js';
+import type { Siz } from '../../src/jpeg2000/markers.js';
+import { windowContent, type PrecinctPick } from '../../src/protocols/jpip/window.js';
+import { NotReducible, rewriteHeader, reducedSiz } from './reduce.js';
 
 const SOT = 0xff90;
 const SOD = 0xff93;
@@ -25,6 +29,11 @@ const TLM = 0xff55;
 const PLM = 0xff57;
 /** Ranges of needed packets closer than this in the file are read in one go. */
 const READ_GAP = 8 * 1024;
+/** More reads than this, of fewer bytes than that in all, are made synchronously. */
+const SYNC_READS = 32;
+const SYNC_READ_BYTES = 4 * 1024 * 1024;
+/** A cut image (SparseCodestreams.cropped) is used when it is at most this share of the whole. */
+const CROP_MAX_SHARE = 0.5;
 
 interface TileOrder {
   /** Packet slots in codestream order. */
@@ -33,6 +42,24 @@ interface TileOrder {
   readonly header: Buffer;
   readonly sop: boolean;
   readonly eph: boolean;
+}
+
+/** A codestream form: main header and, per tile, its header and packet order. */
+interface Form {
+  readonly main: Buffer;
+  /** The form's image and tile geometry, and per tile its precinct layout. */
+  readonly siz: Siz;
+  readonly layouts: readonly TileLayout[];
+  readonly orders: readonly TileOrder[];
+}
+
+/** A sparse codestream and how to decode it for the area and reduction it was built for. */
+export interface SparseCodestream {
+  readonly data: Buffer;
+  /** The decode area on this codestream's reference grid. */
+  readonly area: GridRect;
+  /** The reduction to ask for (0 when the codestream already is the reduced image). */
+  readonly reduce: number;
 }
 
 export interface SparseStats {
@@ -60,6 +87,8 @@ function stripMainHeader(buf: Buffer): Buffer {
 /** The packet index of one image and what a sparse codestream needs of it, built once. */
 export class SparseCodestreams {
   private readonly orders = new Map<number, TileOrder>();
+  /** Forms without the top d resolutions and the last layers, by `d:layers` (null: cannot be made). */
+  private readonly reduced = new Map<string, Form | null>();
 
   private constructor(
     readonly path: string,
@@ -132,10 +161,128 @@ export class SparseCodestreams {
   }
 
   /**
+   * The codestream form at reduction d with at most `layers` layers (0: all) (./reduce.ts):
+   * rewritten headers, and per tile the packet order of resolutions 0…NL−d and layers below
+   * `layers`, mapped to the full codestream's slots. Null when the codestream cannot be reduced
+   * by d. Needs every tile's order (built at open).
+   */
+  private form(d: number, layers: number): Form | null {
+    const key = `${d}:${layers}`;
+    if (this.reduced.has(key)) return this.reduced.get(key)!;
+    const index = this.index;
+    let form: Form | null = null;
+    const siz: Siz | null = d === 0 ? index.siz : d <= index.minLevels ? reducedSiz(index.siz, d) : null;
+    if (siz) {
+      try {
+        const how = { reduce: d, components: index.components, layers: layers || undefined };
+        const orders: TileOrder[] = [];
+        const layouts: TileLayout[] = [];
+        for (let t = 0; t < index.tileCount; t++) {
+          const full = this.orders.get(t)!;
+          const layout = index.layout(t);
+          const L = layers > 0 ? Math.min(layers, layout.coding.layers) : layout.coding.layers;
+          const coding = {
+            ...layout.coding,
+            layers: L,
+            components: layout.coding.components.map((c) => ({
+              ...c,
+              levels: c.levels - d,
+              precincts: c.precincts.slice(0, c.levels - d + 1),
+            })),
+          };
+          const small = tileLayout(siz, t, coding);
+          const slots = new Uint32Array(small.packets);
+          let i = 0;
+          forEachPacket(siz, small, (l, r, c, p) => {
+            slots[i++] = index.slot(t, c, layout.components[c].resolutions[r].first + p, l);
+          });
+          orders.push({ ...full, slots, header: rewriteHeader(full.header, how) });
+          layouts.push(small);
+        }
+        form = { main: rewriteHeader(this.mainHeader, { ...how, siz: d > 0 ? siz : undefined }), siz, layouts, orders };
+      } catch (err) {
+        if (!(err instanceof NotReducible)) throw err;
+      }
+    }
+    this.reduced.set(key, form);
+    return form;
+  }
+
+  /**
+   * An untiled form cut down to the rectangle around the precincts a region needs, or null when
+   * that saves little. OpenJPEG sets up every code-block of a tile, needed or not (~150 ms for a
+   * 20000² image); a codestream of a smaller image costs what that image costs. The cut falls on
+   * precinct boundaries of every resolution (the largest precinct footprint on the grid), so each
+   * precinct inside keeps its code-blocks and its packets their bytes; the samples of the region
+   * do not change because the precincts it needs (filter margins included) are all inside.
+   * `d` is the form's reduction (its grid is the original's divided by 2^d).
+   */
+  private cropped(form: Form, picks: readonly PrecinctPick[], d: number): Form | null {
+    const index = this.index;
+    if (index.tileCount !== 1 || picks.length === 0) return null;
+    const fsiz = form.siz;
+    const orig = index.layout(0);
+    const small = form.layouts[0];
+    let ax = 1;
+    let ay = 1;
+    for (const tcl of small.components) {
+      const { dx, dy } = fsiz.components[tcl.component];
+      for (let r = 0; r <= tcl.coding.levels; r++) {
+        const res = tcl.resolutions[r];
+        ax = Math.max(ax, dx * 2 ** (res.ppx + tcl.coding.levels - r));
+        ay = Math.max(ay, dy * 2 ** (res.ppy + tcl.coding.levels - r));
+      }
+    }
+    let x0 = Infinity;
+    let y0 = Infinity;
+    let x1 = -Infinity;
+    let y1 = -Infinity;
+    for (const pick of picks) {
+      const tcl = orig.components[pick.component];
+      const res = tcl.resolutions[pick.resolution];
+      const rect = precinctRect(res, pick.sequence - res.first);
+      const { dx, dy } = fsiz.components[pick.component];
+      const f = 2 ** (tcl.coding.levels - d - pick.resolution);
+      x0 = Math.min(x0, rect.x0 * f * dx);
+      y0 = Math.min(y0, rect.y0 * f * dy);
+      x1 = Math.max(x1, rect.x1 * f * dx);
+      y1 = Math.max(y1, rect.y1 * f * dy);
+    }
+    const cx0 = Math.max(fsiz.x0, Math.floor(x0 / ax) * ax);
+    const cy0 = Math.max(fsiz.y0, Math.floor(y0 / ay) * ay);
+    const cx1 = Math.min(fsiz.xsiz, Math.ceil(x1 / ax) * ax);
+    const cy1 = Math.min(fsiz.ysiz, Math.ceil(y1 / ay) * ay);
+    if (cx1 <= cx0 || cy1 <= cy0 || (cx1 - cx0) * (cy1 - cy0) > CROP_MAX_SHARE * (fsiz.xsiz - fsiz.x0) * (fsiz.ysiz - fsiz.y0)) return null;
+    const siz: Siz = {
+      ...fsiz,
+      x0: cx0,
+      y0: cy0,
+      xsiz: cx1,
+      ysiz: cy1,
+      tileX0: cx0,
+      tileY0: cy0,
+      tileWidth: cx1 - cx0,
+      tileHeight: cy1 - cy0,
+    };
+    const layout = tileLayout(siz, 0, small.coding);
+    const slots = new Uint32Array(layout.packets);
+    let i = 0;
+    forEachPacket(siz, layout, (l, r, c, p) => {
+      const cut = layout.components[c].resolutions[r];
+      const full = orig.components[c].resolutions[r];
+      const px = (p % cut.across) + Math.floor(cut.rect.x0 / 2 ** cut.ppx) - Math.floor(full.rect.x0 / 2 ** full.ppx);
+      const py = Math.floor(p / cut.across) + Math.floor(cut.rect.y0 / 2 ** cut.ppy) - Math.floor(full.rect.y0 / 2 ** full.ppy);
+      slots[i++] = index.slot(0, c, full.first + px + py * full.across, l);
+    });
+    const main = rewriteHeader(form.main, { reduce: 0, components: index.components, siz });
+    return { main, siz, layouts: [layout], orders: [{ ...form.orders[0], slots }] };
+  }
+
+  /**
    * The sparse codestream for reference-grid `area` decoded at reduction `reduce` with `layers`
    * quality layers (0 = all): every packet OpenJPEG needs for that area, the others empty.
    */
-  async build(area: GridRect, reduce: number, layers: number, stats?: SparseStats): Promise<Buffer> {
+  async build(area: GridRect, reduce: number, layers: number, stats?: SparseStats): Promise<SparseCodestream> {
     const index = this.index;
     const siz = index.siz;
     const s = 2 ** reduce;
@@ -155,19 +302,41 @@ export class SparseCodestreams {
     }
     const fh = await open(this.path, 'r');
     try {
-      const orders: TileOrder[] = [];
-      for (let t = 0; t < index.tileCount; t++) {
-        orders.push(await this.tileOrder(t, async (o, n) => readAt(fh, o, n)));
-      }
-      // The packets to copy, then coalesced file reads.
-      const wanted: number[] = [];
-      const keep = (o: TileOrder, i: number): boolean => need[o.slots[i]] === 1;
-      for (const o of orders) for (let i = 0; i < o.slots.length; i++) if (keep(o, i)) wanted.push(o.slots[i]);
+      for (let t = 0; t < index.tileCount; t++) await this.tileOrder(t, async (o, n) => readAt(fh, o, n));
+      // The codestream of the reduced image with only the layers decoded (OpenJPEG then sets up
+      // only the resolutions it decodes and parses no packets it would drop); else the full one.
+      const all = index.data.codings.every((c) => layers === 0 || layers >= c.layers);
+      const small = reduce > 0 || !all ? this.form(reduce, all ? 0 : layers) : null;
+      const whole: Form = small ?? {
+        main: this.mainHeader,
+        siz,
+        layouts: Array.from({ length: index.tileCount }, (_, t) => index.layout(t)),
+        orders: Array.from({ length: index.tileCount }, (_, t) => this.orders.get(t)!),
+      };
+      const form = this.cropped(whole, content.precincts, small ? reduce : 0) ?? whole;
+      const orders = form.orders;
+      // The packets to copy, then coalesced file reads. Per needed slot, which read holds it
+      // (need[slot] = read + 1), so that packets are copied straight from the read buffers.
       const offsets = index.data.offsets;
       const lengths = index.data.lengths;
-      wanted.sort((a, b) => offsets[a] - offsets[b]);
-      const bytesOf = new Map<number, Buffer>();
-      const reads: Array<Promise<void>> = [];
+      let count = 0;
+      for (const o of orders) for (let i = 0; i < o.slots.length; i++) if (need[o.slots[i]] !== 0) count++;
+      const wanted = new Uint32Array(count);
+      count = 0;
+      let sorted = true;
+      for (const o of orders) {
+        for (let i = 0; i < o.slots.length; i++) {
+          const slot = o.slots[i];
+          if (need[slot] === 0) continue;
+          if (count > 0 && offsets[slot] < offsets[wanted[count - 1]]) sorted = false;
+          wanted[count++] = slot;
+        }
+      }
+      if (!sorted) wanted.sort((a, b) => offsets[a] - offsets[b]);
+      const where = new Int32Array(need.length);
+      const starts: number[] = [];
+      const buffers: Buffer[] = [];
+      const ends: number[] = [];
       let readBytes = 0;
       for (let i = 0; i < wanted.length;) {
         const start = offsets[wanted[i]];
@@ -177,31 +346,35 @@ export class SparseCodestreams {
           end = Math.max(end, offsets[wanted[j]] + lengths[wanted[j]]);
           j++;
         }
-        const group = wanted.slice(i, j);
+        const r = starts.length;
+        starts.push(start);
+        for (let k = i; k < j; k++) where[wanted[k]] = r;
+        ends.push(end);
         readBytes += end - start;
-        reads.push(
-          readAt(fh, start, end - start).then((buf) => {
-            for (const slot of group) bytesOf.set(slot, buf.subarray(offsets[slot] - start, offsets[slot] - start + lengths[slot]));
-          }),
-        );
         i = j;
       }
-      await Promise.all(reads);
+      if (starts.length > SYNC_READS && readBytes < SYNC_READ_BYTES) {
+        // Many small reads (a low resolution of a tiled file: a few packets per tile-part): one
+        // pread each, here, costs less than a round trip through the thread pool each.
+        for (let r = 0; r < starts.length; r++) buffers[r] = readAtSync(fh.fd, starts[r], ends[r] - starts[r]);
+      } else {
+        await Promise.all(starts.map(async (start, r) => (buffers[r] = await readAt(fh, start, ends[r] - start))));
+      }
       if (stats) {
-        stats.reads = reads.length;
+        stats.reads = starts.length;
         stats.readBytes = readBytes;
         stats.kept = wanted.length;
         stats.packets = orders.reduce((n, o) => n + o.slots.length, 0);
       }
       // Size, then fill.
-      let total = this.mainHeader.length + 2;
+      let total = form.main.length + 2;
       for (const o of orders) {
         const empty = 1 + (o.sop ? 6 : 0) + (o.eph ? 2 : 0);
         total += 12 + o.header.length + 2;
-        for (let i = 0; i < o.slots.length; i++) total += keep(o, i) ? lengths[o.slots[i]] : empty;
+        for (let i = 0; i < o.slots.length; i++) total += need[o.slots[i]] !== 0 ? lengths[o.slots[i]] : empty;
       }
       const out = Buffer.allocUnsafe(total);
-      let p = this.mainHeader.copy(out, 0);
+      let p = form.main.copy(out, 0);
       for (let t = 0; t < orders.length; t++) {
         const o = orders[t];
         const sot = p;
@@ -215,8 +388,11 @@ export class SparseCodestreams {
         out.writeUInt16BE(SOD, p);
         p += 2;
         for (let i = 0; i < o.slots.length; i++) {
-          if (keep(o, i)) {
-            p += bytesOf.get(o.slots[i])!.copy(out, p);
+          const slot = o.slots[i];
+          if (need[slot] !== 0) {
+            const r = where[slot];
+            const from = offsets[slot] - starts[r];
+            p += buffers[r].copy(out, p, from, from + lengths[slot]);
             continue;
           }
           if (o.sop) {
@@ -235,11 +411,24 @@ export class SparseCodestreams {
       out.writeUInt16BE(EOC, p);
       p += 2;
       if (p !== total) throw new Error(`sparse codestream: wrote ${p} of ${total} bytes`);
-      return out;
+      if (!small) return { data: out, area, reduce };
+      const up = (v: number): number => Math.ceil(v / s);
+      return { data: out, area: { x0: up(area.x0), y0: up(area.y0), x1: up(area.x1), y1: up(area.y1) }, reduce: 0 };
     } finally {
       await fh.close();
     }
   }
+}
+
+function readAtSync(fd: number, offset: number, length: number): Buffer {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, offset + got);
+    if (n === 0) throw new Error(`file truncated at ${offset + got}`);
+    got += n;
+  }
+  return buf;
 }
 
 async function readAt(fh: Awaited<ReturnType<typeof open>>, offset: number, length: number): Promise<Buffer> {
@@ -251,4 +440,50 @@ async function readAt(fh: Awaited<ReturnType<typeof open>>, offset: number, leng
     got += bytesRead;
   }
   return buf;
+}
+
+/** Indexes of recently used files, by size, modification time and path (fileKey). */
+const memo = new Map<string, { readonly promise: Promise<SparseCodestreams>; value?: SparseCodestreams }>();
+const MEMO_SIZE = 8;
+
+/** Forgets every remembered index (tests, benchmarks, SIGHUP). */
+export function clearSparseIndexes(): void {
+  memo.clear();
+}
+
+/** The memo key of a version of a file: a changed file gets a new index. */
+export async function fileKey(path: string): Promise<string> {
+  const st = await stat(path);
+  return `${st.size}:${st.mtimeMs}:${path}`;
+}
+
+/**
+ * The packet index of the version `key` (fileKey) of `path`: shared by every decoder of that
+ * version (the registry reopens images), built on first use.
+ */
+export function sparseCodestreamsFor(path: string, key: string, indexDir?: string): Promise<SparseCodestreams> {
+  let entry = memo.get(key);
+  if (entry) {
+    memo.delete(key);
+  } else {
+    const promise = SparseCodestreams.open(path, indexDir);
+    const made: { promise: Promise<SparseCodestreams>; value?: SparseCodestreams } = { promise };
+    // A failure is not remembered: the next decoder tries again.
+    promise.then(
+      (v) => (made.value = v),
+      () => memo.delete(key),
+    );
+    entry = made;
+  }
+  memo.set(key, entry);
+  for (const k of memo.keys()) {
+    if (memo.size <= MEMO_SIZE) break;
+    memo.delete(k);
+  }
+  return entry.promise;
+}
+
+/** The index of `key` if it is built already. */
+export function builtSparseCodestreams(key: string): SparseCodestreams | undefined {
+  return memo.get(key)?.value;
 }
