@@ -55,7 +55,7 @@ function levelsLua(): string {
 
 const RANDOM_TILE_LUA = (fullRes: boolean): string => `
 ${levelsLua()}
-math.randomseed(42)
+init = function(args) math.randomseed(42 + (tonumber(args[1]) or 0)) end
 request = function()
   local l = ${fullRes ? 'levels[1]' : 'levels[math.random(#levels)]'}
   local cols = math.ceil(l.w / 256)
@@ -79,7 +79,7 @@ end
  */
 const PROTOCOL_TILE_LUA = (protocol: 'jtl' | 'zoomify' | 'deepzoom'): string => `
 ${levelsLua()}
-math.randomseed(11)
+init = function(args) math.randomseed(11 + (tonumber(args[1]) or 0)) end
 local dzimax = math.ceil(math.log(math.max(${W}, ${H})) / math.log(2))
 request = function()
   local i = math.random(#levels)
@@ -111,7 +111,7 @@ end
  * resized to 512 wide: the CVT road (level choice, region decode across tiles, resize, encode).
  */
 const RANDOM_REGION_LUA = `
-math.randomseed(7)
+init = function(args) math.randomseed(7 + (tonumber(args[1]) or 0)) end
 request = function()
   local w = math.random(512, 8192)
   local h = math.floor(w * (0.5 + 1.5 * math.random()))
@@ -149,7 +149,12 @@ request = function()
 end
 `;
 
-function wrk(port: number, w: Workload, dir: string, seconds = SECONDS): Result {
+/**
+ * One wrk run. Scripted workloads take `seed` as their script argument: warm-ups use another
+ * sequence than the measured runs, so that a measured request is never one the warm-up left in
+ * a response cache (both servers see the same measured sequence).
+ */
+function wrk(port: number, w: Workload, dir: string, seconds = SECONDS, seed = 0): Result {
   const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency'];
   if (w.lua) {
     const script = path.join(dir, `${w.name.replace(/\W+/g, '_')}.lua`);
@@ -157,6 +162,7 @@ function wrk(port: number, w: Workload, dir: string, seconds = SECONDS): Result 
     args.push('-s', script);
   }
   args.push(`http://127.0.0.1:${port}${w.path ?? '/'}`);
+  if (w.lua) args.push('--', String(seed));
   const run = spawnSync('wrk', args, { encoding: 'utf8' });
   const out = run.stdout;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
@@ -208,8 +214,8 @@ async function main(): Promise<void> {
     const rows: string[][] = [['workload', 'ours req/s', 'ours p99', 'iipsrv req/s', 'iipsrv p99', 'ratio']];
     for (const w of WORKLOADS.filter((x) => !ONLY || ONLY.test(x.name))) {
       // Warm both the same way, then measure alternately so background load hits both.
-      wrk(oursNginx.port, w, data, 2);
-      if (refPort) wrk(refPort, w, data, 2);
+      wrk(oursNginx.port, w, data, 2, 1000);
+      if (refPort) wrk(refPort, w, data, 2, 1000);
       const a = wrk(oursNginx.port, w, data);
       const b = refPort ? wrk(refPort, w, data) : undefined;
       rows.push([w.name, ...fmt(a), ...fmt(b), b && b.rps > 0 ? `${(a.rps / b.rps).toFixed(2)}×` : '-']);
@@ -225,8 +231,8 @@ async function main(): Promise<void> {
     process.stdout.write(`\n--workers 2 against 1 (${os.availableParallelism()} cores; wrk and nginx run on the same machine)\n\n`);
     const wrows: string[][] = [['workload', '1 worker req/s', 'p99', '2 workers req/s', 'p99', 'ratio']];
     for (const w of WORKLOADS.filter((x) => x.name !== 'info.json')) {
-      wrk(oursNginx.port, w, data, 2);
-      wrk(twoNginx.port, w, data, 2);
+      wrk(oursNginx.port, w, data, 2, 1000);
+      wrk(twoNginx.port, w, data, 2, 1000);
       const a = wrk(oursNginx.port, w, data);
       const b = wrk(twoNginx.port, w, data);
       wrows.push([w.name, ...fmt(a), ...fmt(b), a.rps > 0 ? `${(b.rps / a.rps).toFixed(2)}×` : '-']);

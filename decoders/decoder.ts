@@ -53,9 +53,19 @@ export interface ImageDecoder {
    * rotation and encoding to the same libvips pipeline instead of copying raw samples out and
    * back in. Null when this image's samples need decoding by hand.
    */
-  regionPipeline?(level: number, rect: Rect): Sharp | null;
+  regionPipeline?(level: number, rect: Rect): RegionPipeline | null | Promise<RegionPipeline | null>;
   /** Frees file handles and native memory. */
   close(): Promise<void>;
+}
+
+/** A libvips pipeline over a decoder's samples (ImageDecoder.regionPipeline). */
+export interface RegionPipeline {
+  readonly image: Sharp;
+  /**
+   * Called once the pipeline has run (or failed): buffers it reads from may then be reused.
+   * Absent when there is nothing to give back.
+   */
+  readonly release?: () => void;
 }
 
 export interface DecoderModule {

@@ -4,6 +4,8 @@
 // fallback can only decode whole levels) and plain JPEG (no tiles at all) use it. Concurrent
 // loads of one key share one decode.
 
+import { copyRows } from './copy-rows.js';
+
 export interface DecodedLevel {
   readonly data: Buffer;
   readonly width: number;
@@ -12,9 +14,9 @@ export interface DecodedLevel {
   readonly bits: 8 | 16;
 }
 
-export class LevelCache {
-  private readonly map = new Map<string, DecodedLevel>();
-  private readonly loading = new Map<string, Promise<DecodedLevel>>();
+export class LevelCache<T extends DecodedLevel = DecodedLevel> {
+  private readonly map = new Map<string, T>();
+  private readonly loading = new Map<string, Promise<T>>();
   private bytes = 0;
 
   constructor(private readonly maxBytes: number) {}
@@ -23,7 +25,7 @@ export class LevelCache {
     return this.map.size;
   }
 
-  async getOrLoad(key: string, load: () => Promise<DecodedLevel>): Promise<DecodedLevel> {
+  async getOrLoad(key: string, load: () => Promise<T>): Promise<T> {
     const hit = this.map.get(key);
     if (hit) {
       this.map.delete(key);
@@ -44,7 +46,32 @@ export class LevelCache {
     }
   }
 
-  private remember(key: string, level: DecodedLevel): void {
+  /** The entry of `key` (now the most recently used), if cached. */
+  peek(key: string): T | undefined {
+    const hit = this.map.get(key);
+    if (hit) {
+      this.map.delete(key);
+      this.map.set(key, hit);
+    }
+    return hit;
+  }
+
+  /** Whether `key` is cached (without making it recently used). */
+  has(key: string): boolean {
+    return this.map.has(key);
+  }
+
+  /** Caches `level` under `key` (callers that decode several entries in one go). */
+  put(key: string, level: T): void {
+    const old = this.map.get(key);
+    if (old) {
+      this.map.delete(key);
+      this.bytes -= old.data.length;
+    }
+    this.remember(key, level);
+  }
+
+  private remember(key: string, level: T): void {
     const n = level.data.length;
     if (n > this.maxBytes / 4) return; // one huge level must not flush everything else
     this.map.set(key, level);
@@ -78,9 +105,6 @@ export function cropLevel(level: DecodedLevel, x: number, y: number, w: number, 
     return Buffer.from(level.data.subarray(y * rowBytes, (y + h) * rowBytes));
   }
   const out = Buffer.allocUnsafe(h * rowBytes);
-  for (let r = 0; r < h; r++) {
-    const start = ((y + r) * level.width + x) * px;
-    level.data.copy(out, r * rowBytes, start, start + rowBytes);
-  }
+  copyRows(out, 0, rowBytes, level.data, (y * level.width + x) * px, level.width * px, rowBytes, h);
   return out;
 }

@@ -8,6 +8,7 @@ import type net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { clearLevelCache } from '../decoders/jpeg2000/index.js';
+import { clearTileCache } from '../decoders/tiff/index.js';
 import { DecoderRegistry } from '../decoders/registry.js';
 import { LayeredStore } from './cache/layered.js';
 import { MemcachedStore, parseMemcachedServers } from './cache/memcached.js';
@@ -228,6 +229,7 @@ export async function createServerCore(config: Config, logger: Logger, options: 
     async clearCaches() {
       ram.clear();
       clearLevelCache();
+      clearTileCache();
       await images.clear();
     },
     async close() {

@@ -41,6 +41,17 @@ export interface NativeAddon {
   decode(path: string, options: NativeDecodeOptions): Promise<NativeDecoded>;
   /** The same from a codestream in memory (copied; format must be 0). Absent in older builds. */
   decodeBuffer?(codestream: Buffer, options: NativeDecodeOptions): Promise<NativeDecoded>;
+  /** Copies a rectangle of rows between sample buffers (decoders/copy-rows.ts). Absent in older builds. */
+  copyRows?(
+    dst: Buffer,
+    dstOffset: number,
+    dstStride: number,
+    src: Buffer,
+    srcOffset: number,
+    srcStride: number,
+    rowBytes: number,
+    rows: number,
+  ): void;
   /** libopenjp2's version, e.g. `2.5.0`. */
   version(): string;
 }

@@ -6,16 +6,24 @@
 // (TileLength is read for the tile height; palette images are RGB throughout).
 
 import sharp, { type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
-import type { DecoderModule, EncodedTile, ImageDecoder, RawImage } from '../decoder.js';
+import type { DecoderModule, EncodedTile, ImageDecoder, RawImage, RegionPipeline } from '../decoder.js';
+import { borrow, giveBack } from '../sample-pool.js';
 import type { ColourSpace, ImageInfo, Level, PhysicalResolution, SampleFormat } from '../../src/core/image-info.js';
 import type { Rect } from '../../src/core/view.js';
 import { ImageServerError } from '../../src/core/errors.js';
 import { Ifd, TiffFile } from './ifd.js';
 import { labToFloat, PREDICTOR_TAG, rawCodecSupported, readSampleBlock, type SampleLayout } from './samples.js';
 import { fileError } from '../file-error.js';
+import { clearTileBlocks, TileBlocks, tileCacheBytes, type LevelGrid } from './tile-blocks.js';
+import type { DecodedLevel } from '../level-cache.js';
 
 /** Tile size declared for untiled (striped) TIFFs; regions are still read with one extract. */
 const VIRTUAL_TILE = 256;
+
+/** Empties the decoded-tile cache (tests, SIGHUP). */
+export function clearTileCache(): void {
+  clearTileBlocks();
+}
 
 const COMPRESSION_NAMES: Readonly<Record<number, string>> = {
   1: 'none',
@@ -270,6 +278,9 @@ function planFor(ifd: Ifd, path: string): { plan: DecodePlan; colourSpace: Colou
 }
 
 class TiffDecoder implements ImageDecoder {
+  /** This image's decoded tiles (./tile-blocks.ts). */
+  private readonly blocks = new TileBlocks();
+
   constructor(
     readonly info: ImageInfo,
     private readonly tiff: TiffFile,
@@ -286,14 +297,47 @@ class TiffDecoder implements ImageDecoder {
     return s;
   }
 
-  regionPipeline(level: number, rect: Rect): Sharp | null {
+  /** Whether regions of this level are assembled from cached decoded tiles. */
+  private tileCached(src: LevelSource): boolean {
+    return !this.plan.raw && this.plan.depth === 8 && src.ifd.isTiled && tileCacheBytes() > 0;
+  }
+
+  /**
+   * The region from decoded tiles, as a libvips pipeline: over the cached block itself when the
+   * region lies in one, else over samples assembled in a pooled buffer, given back once the
+   * pipeline has run.
+   */
+  private async cachedPipeline(src: LevelSource, level: number, rect: Rect): Promise<RegionPipeline> {
+    const got = await this.blocks.region(this.grid(src, level), rect, (r) => this.decodeBlock(src, level, r), borrow);
+    if (got.assembled) {
+      const samples = got.assembled;
+      const image = sharp(samples, { raw: { width: rect.width, height: rect.height, channels: got.channels as 1 | 2 | 3 | 4 } });
+      return { image, release: () => giveBack(samples) };
+    }
+    const b = got.block;
+    const image = sharp(b.data, { raw: { width: b.width, height: b.height, channels: b.channels as 1 | 2 | 3 | 4 } });
+    const whole = rect.width === b.width && rect.height === b.height;
+    return { image: whole ? image : image.extract({ left: rect.x - b.x, top: rect.y - b.y, width: rect.width, height: rect.height }) };
+  }
+
+  private grid(src: LevelSource, level: number): LevelGrid {
+    return { level, width: src.level.width, height: src.level.height, tileWidth: src.ifd.tileWidth!, tileHeight: src.ifd.tileHeight! };
+  }
+
+  private async decodeBlock(src: LevelSource, level: number, r: Rect): Promise<DecodedLevel> {
+    const raw = await this.readDecoded(src, level, r);
+    return { data: raw.data, width: raw.width, height: raw.height, channels: raw.channels, bits: 8 };
+  }
+
+  regionPipeline(level: number, rect: Rect): RegionPipeline | null | Promise<RegionPipeline> {
     if (this.plan.raw || this.plan.depth !== 8 || this.info.colourSpace === 'cielab' || this.info.channels > 4) return null;
     const src = this.source(level);
     const { x, y, width, height } = rect;
     const ok = [x, y, width, height].every(Number.isInteger) && x >= 0 && y >= 0 && width > 0 && height > 0;
     if (!ok || x + width > src.level.width || y + height > src.level.height) return null;
+    if (this.tileCached(src)) return this.cachedPipeline(src, level, rect);
     const img = sharpFor(this.path, src).extract({ left: x, top: y, width, height });
-    return this.plan.colourspace ? img.toColourspace(this.plan.colourspace) : img;
+    return { image: this.plan.colourspace ? img.toColourspace(this.plan.colourspace) : img };
   }
 
   async readRegion(level: number, rect: Rect): Promise<RawImage> {
@@ -304,6 +348,19 @@ class TiffDecoder implements ImageDecoder {
       throw new ImageServerError('BAD_REGION', undefined, `${this.path}: level ${level} rect ${JSON.stringify(rect)}`);
     }
     if (this.plan.raw) return this.readRaw(src, level, rect);
+    if (this.tileCached(src)) return this.readFromTiles(src, level, rect);
+    return this.readDecoded(src, level, rect);
+  }
+
+  /** A region from decoded tiles (./tile-blocks.ts), as new samples. */
+  private async readFromTiles(src: LevelSource, level: number, rect: Rect): Promise<RawImage> {
+    const { data, channels } = await this.blocks.copy(this.grid(src, level), rect, (r) => this.decodeBlock(src, level, r));
+    return { data, width: rect.width, height: rect.height, channels, bitsPerSample: 8, sampleFormat: 'uint' };
+  }
+
+  /** A region decoded by libvips (which decodes only the tiles it touches). */
+  private async readDecoded(src: LevelSource, level: number, rect: Rect): Promise<RawImage> {
+    const { x, y, width, height } = rect;
     let img = sharpFor(this.path, src).extract({ left: x, top: y, width, height });
     const { depth, colourspace } = this.plan;
     if (colourspace) img = img.toColourspace(colourspace);
@@ -429,6 +486,7 @@ class TiffDecoder implements ImageDecoder {
   }
 
   async close(): Promise<void> {
+    this.blocks.clear();
     await this.tiff.close();
   }
 }

@@ -109,7 +109,7 @@ export function encodeWith(
   const out = img.toColourspace(colourspaceOf(channels, wide));
   switch (format) {
     case 'jpg':
-      return out.jpeg({ quality: clamp(quality ?? s.jpegQuality, 1, 100) });
+      return out.jpeg({ quality: clamp(quality ?? s.jpegQuality, 1, 100), optimiseCoding: false });
     case 'png':
       return out.png({ compressionLevel: clamp(quality ?? s.pngQuality, 0, 9), adaptiveFiltering: false });
     case 'webp': {

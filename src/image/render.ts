@@ -251,8 +251,14 @@ export async function render(decoder: ImageDecoder, plan: RenderPlan, settings: 
     info.sampleFormat === 'uint' &&
     info.bitsPerSample <= 8 &&
     info.colourSpace !== 'cielab';
-  const pipeline = simple && decoder.regionPipeline ? decoder.regionPipeline(plan.level, plan.rect) : null;
-  if (pipeline) return renderPipeline(pipeline, plan, info.channels, settings);
+  const pipeline = simple && decoder.regionPipeline ? await decoder.regionPipeline(plan.level, plan.rect) : null;
+  if (pipeline) {
+    try {
+      return await renderPipeline(pipeline.image, plan, info.channels, settings);
+    } finally {
+      pipeline.release?.();
+    }
+  }
   // Quality layers (IIP LYR) matter to JPEG 2000 only; other decoders ignore the option.
   const raw = alignedCopy(await decoder.readRegion(plan.level, plan.rect, plan.layers !== undefined ? { layers: plan.layers } : undefined));
   const processing = plan.processing;
