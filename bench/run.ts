@@ -5,8 +5,11 @@
 // (tiles made by one instance, fetched from another whose RAM cache is off) against decoding
 // every time and against RAM hits. The image is a 20000×15000 JPEG-tiled pyramidal TIFF made
 // once with sharp and kept in .bench-data/.
-// Options: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 16), BENCH_ONLY (a regular
-// expression over workload names: only those, and only the comparison with iipsrv).
+// Each measured run follows a warm-up of the same workload with another random sequence (so that
+// no measured request was made by the warm-up and sits in a response cache), for both servers.
+// Options: BENCH_SECONDS (default 8), BENCH_WARMUP (seconds, default 5), BENCH_CONNECTIONS
+// (default 16), BENCH_ONLY (a regular expression over workload names: only those, and only the
+// comparison with iipsrv).
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,6 +23,8 @@ import { ROOT, requireTool, startIipsrv, startMemcached, startNginx, startUnderS
 const W = 20000;
 const H = 15000;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+/** Warm-up before each measured run: long enough for caches that fill over many requests. */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY, 'i') : undefined;
 const REFERENCE = '/usr/lib/iipimage-server/iipsrv.fcgi';
@@ -214,8 +219,8 @@ async function main(): Promise<void> {
     const rows: string[][] = [['workload', 'ours req/s', 'ours p99', 'iipsrv req/s', 'iipsrv p99', 'ratio']];
     for (const w of WORKLOADS.filter((x) => !ONLY || ONLY.test(x.name))) {
       // Warm both the same way, then measure alternately so background load hits both.
-      wrk(oursNginx.port, w, data, 2, 1000);
-      if (refPort) wrk(refPort, w, data, 2, 1000);
+      wrk(oursNginx.port, w, data, WARMUP, 1000);
+      if (refPort) wrk(refPort, w, data, WARMUP, 1000);
       const a = wrk(oursNginx.port, w, data);
       const b = refPort ? wrk(refPort, w, data) : undefined;
       rows.push([w.name, ...fmt(a), ...fmt(b), b && b.rps > 0 ? `${(a.rps / b.rps).toFixed(2)}×` : '-']);
@@ -231,8 +236,8 @@ async function main(): Promise<void> {
     process.stdout.write(`\n--workers 2 against 1 (${os.availableParallelism()} cores; wrk and nginx run on the same machine)\n\n`);
     const wrows: string[][] = [['workload', '1 worker req/s', 'p99', '2 workers req/s', 'p99', 'ratio']];
     for (const w of WORKLOADS.filter((x) => x.name !== 'info.json')) {
-      wrk(oursNginx.port, w, data, 2, 1000);
-      wrk(twoNginx.port, w, data, 2, 1000);
+      wrk(oursNginx.port, w, data, WARMUP, 1000);
+      wrk(twoNginx.port, w, data, WARMUP, 1000);
       const a = wrk(oursNginx.port, w, data);
       const b = wrk(twoNginx.port, w, data);
       wrows.push([w.name, ...fmt(a), ...fmt(b), a.rps > 0 ? `${(b.rps / a.rps).toFixed(2)}×` : '-']);

@@ -1,7 +1,9 @@
-// A byte-bounded LRU of whole decoded resolution levels, for decoders whose formats cannot
-// decode one tile cheaply: a level is decoded whole once and cropped for each of its tiles.
-// JPEG 2000 (a tiled codestream's low resolutions touch every tile-part; the WebAssembly
-// fallback can only decode whole levels) and plain JPEG (no tiles at all) use it. Concurrent
+// A byte-bounded LRU of decoded samples, and the one instance every decoder of the process
+// shares (`decodedCache`, IIPSRV_DECODED_CACHE_MB, default 256): whole resolution levels for
+// decoders whose formats cannot decode one tile cheaply (JPEG 2000: a tiled codestream's low
+// resolutions touch every tile-part, and the WebAssembly fallback can only decode whole levels;
+// plain JPEG, which has no tiles), decoded once and cropped for each tile; and decoded TIFF tile
+// blocks (./tiff/tile-blocks.ts). Keys start with the decoder instance's own prefix. Concurrent
 // loads of one key share one decode.
 
 import { copyRows } from './copy-rows.js';
@@ -108,3 +110,12 @@ export function cropLevel(level: DecodedLevel, x: number, y: number, w: number, 
   copyRows(out, 0, rowBytes, level.data, (y * level.width + x) * px, level.width * px, rowBytes, h);
   return out;
 }
+
+/** The shared budget for decoded samples, in bytes (IIPSRV_DECODED_CACHE_MB; 0 keeps none). */
+export function decodedCacheBytes(): number {
+  const v = Number(process.env.IIPSRV_DECODED_CACHE_MB ?? NaN);
+  return (Number.isFinite(v) && v >= 0 ? v : 256) * 1024 * 1024;
+}
+
+/** Decoded samples of every image of the process, in one budget. */
+export const decodedCache = new LevelCache(decodedCacheBytes());

@@ -11,13 +11,12 @@ import type { ImageInfo, Level, PhysicalResolution } from '../../src/core/image-
 import type { Rect } from '../../src/core/view.js';
 import { ImageServerError } from '../../src/core/errors.js';
 import { fileError } from '../file-error.js';
-import { cropLevel, LevelCache } from '../level-cache.js';
+import { cropLevel, decodedCache as levels } from '../level-cache.js';
 
 const TILE = 256;
 /** A decoded level up to this size is kept for the following tiles. */
 const LEVEL_CACHE_MAX_BYTES = 32 * 1024 * 1024;
 /** All kept levels together (process-wide), least recently used first out. */
-const CACHE_BUDGET_BYTES = 128 * 1024 * 1024;
 
 interface Decoded {
   readonly data: Buffer;
@@ -25,9 +24,6 @@ interface Decoded {
   readonly height: number;
   readonly channels: number;
 }
-
-/** Process-wide LRU of decoded levels, keyed by decoder instance and level. */
-const levels = new LevelCache(CACHE_BUDGET_BYTES);
 
 /** Virtual levels: full size, then floor(w/2) × floor(h/2) until one tile holds the image. */
 export function jpegLevels(width: number, height: number): Level[] {

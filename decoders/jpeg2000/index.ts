@@ -23,7 +23,7 @@ import {
 } from '../../src/jpeg2000/index.js';
 import { loadNativeAddon, type NativeAddon } from './native.js';
 import { describe, effectiveLayers, type DecodePlan } from './structure.js';
-import { cropLevel, levelCache, type DecodedLevel } from './level-cache.js';
+import { cropLevel, decodedCache as levelCache, type DecodedLevel } from '../level-cache.js';
 import { decodeLevelWasm, wasmMaxPixels } from './wasm.js';
 import { builtSparseCodestreams, clearSparseIndexes, fileKey, sparseCodestreamsFor, type SparseCodestreams } from './sparse.js';
 

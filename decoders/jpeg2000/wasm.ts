@@ -11,7 +11,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { ImageServerError } from '../../src/core/errors.js';
-import type { DecodedLevel } from './level-cache.js';
+import type { DecodedLevel } from '../level-cache.js';
 
 /** Largest level (pixels) the fallback decodes by default: 64 Mpixel (about 2–4 s of decoding). */
 export const WASM_MAX_PIXELS = 64 * 1024 * 1024;

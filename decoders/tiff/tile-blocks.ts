@@ -6,12 +6,12 @@
 // holding a region's missing tiles, one libvips read), not cut into single tiles: cutting costs a
 // copy of every row of every tile, and a region that was decoded as one block is served from it
 // without any copy at all (a libvips extract over the cached samples). A tile index maps each
-// tile to the newest block holding it; blocks leave by LRU (shared byte budget of the process,
-// IIPSRV_TILE_CACHE_MB, default 128; 0 turns the cache off).
+// tile to the newest block holding it; blocks leave by LRU (the process's decoded-samples budget,
+// ../level-cache.ts decodedCache, IIPSRV_DECODED_CACHE_MB; 0 turns the cache off).
 
 import type { Rect } from '../../src/core/view.js';
 import { copyRows } from '../copy-rows.js';
-import { cropLevel, LevelCache, type DecodedLevel } from '../level-cache.js';
+import { cropLevel, decodedCache, decodedCacheBytes, type DecodedLevel, type LevelCache } from '../level-cache.js';
 
 /** A decoded tile-aligned rectangle of one level. */
 export interface Block extends DecodedLevel {
@@ -20,18 +20,16 @@ export interface Block extends DecodedLevel {
   readonly y: number;
 }
 
-export function tileCacheBytes(): number {
-  const v = Number(process.env.IIPSRV_TILE_CACHE_MB ?? NaN);
-  return (Number.isFinite(v) && v >= 0 ? v : 128) * 1024 * 1024;
-}
+export { decodedCacheBytes as tileCacheBytes } from '../level-cache.js';
 
-const blocks = new LevelCache<Block>(tileCacheBytes());
+/** The shared cache holds other decoders' levels too; this module only reads its own keys. */
+const blocks = decodedCache as LevelCache<DecodedLevel> as unknown as LevelCache<Block>;
 let nextImage = 0;
 let nextBlock = 0;
 
-/** Empties the cache (tests, SIGHUP). */
+/** Empties the cache of every TIFF image (tests, SIGHUP). */
 export function clearTileBlocks(): void {
-  blocks.clear();
+  blocks.clear('tif');
 }
 
 /** What a region is made of: one block it lies in, or new samples assembled from several. */
@@ -119,7 +117,7 @@ export class TileBlocks {
 
   /** Drops the tile index entries of evicted blocks once the index outgrows what the cache can hold. */
   private forgetStale(): void {
-    const most = 4 * Math.ceil(tileCacheBytes() / this.tileArea);
+    const most = 4 * Math.ceil(decodedCacheBytes() / this.tileArea);
     if (this.where.size <= most) return;
     for (const [tile, key] of this.where) if (!blocks.has(key)) this.where.delete(tile);
   }

@@ -149,21 +149,21 @@ describe('sample pool', () => {
 describe('TIFF regions through the tile cache', () => {
   let fx: FixtureSet;
   const open: ImageDecoder[] = [];
-  const saved = process.env.IIPSRV_TILE_CACHE_MB;
+  const saved = process.env.IIPSRV_DECODED_CACHE_MB;
   beforeAll(async () => {
     fx = await setupFixtures();
   }, 60_000);
   afterAll(async () => {
     await Promise.all(open.map((d) => d.close()));
     await fx?.cleanup();
-    if (saved === undefined) delete process.env.IIPSRV_TILE_CACHE_MB;
-    else process.env.IIPSRV_TILE_CACHE_MB = saved;
+    if (saved === undefined) delete process.env.IIPSRV_DECODED_CACHE_MB;
+    else process.env.IIPSRV_DECODED_CACHE_MB = saved;
   });
 
   /** readRegion and regionPipeline samples, with the tile cache on or off (read per call). */
   async function read(d: ImageDecoder, cached: boolean, level: number, rect: Rect): Promise<{ raw: RawImage; piped: Buffer }> {
-    if (cached) delete process.env.IIPSRV_TILE_CACHE_MB;
-    else process.env.IIPSRV_TILE_CACHE_MB = '0';
+    if (cached) delete process.env.IIPSRV_DECODED_CACHE_MB;
+    else process.env.IIPSRV_DECODED_CACHE_MB = '0';
     const raw = await d.readRegion(level, rect);
     const pipe = await d.regionPipeline!(level, rect);
     const piped = await pipe!.image.raw().toBuffer();
