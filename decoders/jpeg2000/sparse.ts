@@ -1,19 +1,22 @@
-// Sparse codestreams for region decodes of untiled (or few-huge-tile) JPEG 2000 files.
-// OpenJPEG reads and parses a whole tile-part before it decodes any part of it, so a 256×256
-// region of an untiled 20000×20000 image costs the whole 120 MB tile. Instead, the packet index
-// (src/jpeg2000/packet-index.ts, built once per open image) tells where each packet lies; for a
-// region we read only the packets of the precincts the region needs (with the synthesis filter
-// margins, src/protocols/jpip/window.ts), and hand OpenJPEG a codestream in memory: the main
-// header without TLM/PLM, then per tile one tile-part (SOT with the new Psot, the tile header
-// without PLT, SOD) whose packets follow the codestream's own progression order, every packet not
-// needed replaced by an empty one (0x00, with SOP/EPH markers when the coding style has them), as
-// JPIP clients do (ISO/IEC 15444-9 Annex A; /work/shared/tools/jpip/jpp2j2k.py).
+// Sparse codestreams for region decodes of JPEG 2000 files. OpenJPEG reads and parses a whole
+// tile-part, and sets up every code-block of every resolution of a tile, before it decodes any
+// part of it: a 256×256 region of an untiled 20000×20000 image costs the whole 120 MB tile. The
+// packet index (src/jpeg2000/packet-index.ts, built once per version of a file) tells where each
+// packet lies; for a region we read only the packets of the precincts it needs (with the
+// synthesis filter margins, src/protocols/jpip/window.ts) and hand OpenJPEG a codestream in
+// memory: the main header without TLM/PLM, then per tile one tile-part (SOT with the new Psot,
+// the tile header without PLT, SOD) whose packets follow the codestream's progression order,
+// every packet not needed replaced by an empty one (0x00, with SOP/EPH markers when the coding
+// style has them), as JPIP clients do (ISO/IEC 15444-9 Annex A; shared/tools/jpip/jpp2j2k.py).
+// Two more cuts make OpenJPEG's set-up cost follow the region rather than the image: at a
+// reduction, or with fewer layers, the codestream of the reduced image (./reduce.ts); and for an
+// untiled image, the image cut on precinct boundaries to the precincts the region needs.
 
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
 import { mkdir, open, readFile, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openJpeg2000, type GridRect } from '../../src/jpeg2000/index.js';
+import { openJpeg2000, reducedSize, type GridRect } from '../../src/jpeg2000/index.js';
 import { deserializeIndex, serializeIndex, writeAtomically, type FileIdentity } from '../../src/jpeg2000/index-store.js';
 import { buildPacketIndex, PacketIndex, type PacketIndexData } from '../../src/jpeg2000/packet-index.js';
 import { forEachPacket } from '../../src/jpeg2000/packets.js';
@@ -147,11 +150,7 @@ export class SparseCodestreams {
     if (o) return o;
     const index = this.index;
     const layout = index.layout(t);
-    const slots = new Uint32Array(layout.packets);
-    let i = 0;
-    forEachPacket(index.siz, layout, (l, r, c, p) => {
-      slots[i++] = index.slot(t, c, layout.components[c].resolutions[r].first + p, l);
-    });
+    const slots = packetSlots(index, t, index.siz, layout, (c, r, p) => layout.components[c].resolutions[r].first + p);
     const pieces = index.data.tiles[t].header;
     const parts: Buffer[] = [];
     for (let k = 0; k < pieces.length; k += 2) parts.push(await read(pieces[k], pieces[k + 1]));
@@ -191,11 +190,7 @@ export class SparseCodestreams {
             })),
           };
           const small = tileLayout(siz, t, coding);
-          const slots = new Uint32Array(small.packets);
-          let i = 0;
-          forEachPacket(siz, small, (l, r, c, p) => {
-            slots[i++] = index.slot(t, c, layout.components[c].resolutions[r].first + p, l);
-          });
+          const slots = packetSlots(index, t, siz, small, (c, r, p) => layout.components[c].resolutions[r].first + p);
           orders.push({ ...full, slots, header: rewriteHeader(full.header, how) });
           layouts.push(small);
         }
@@ -265,14 +260,12 @@ export class SparseCodestreams {
       tileHeight: cy1 - cy0,
     };
     const layout = tileLayout(siz, 0, small.coding);
-    const slots = new Uint32Array(layout.packets);
-    let i = 0;
-    forEachPacket(siz, layout, (l, r, c, p) => {
+    const slots = packetSlots(index, 0, siz, layout, (c, r, p) => {
       const cut = layout.components[c].resolutions[r];
       const full = orig.components[c].resolutions[r];
       const px = (p % cut.across) + Math.floor(cut.rect.x0 / 2 ** cut.ppx) - Math.floor(full.rect.x0 / 2 ** full.ppx);
       const py = Math.floor(p / cut.across) + Math.floor(cut.rect.y0 / 2 ** cut.ppy) - Math.floor(full.rect.y0 / 2 ** full.ppy);
-      slots[i++] = index.slot(0, c, full.first + px + py * full.across, l);
+      return full.first + px + py * full.across;
     });
     const main = rewriteHeader(form.main, { reduce: 0, components: index.components, siz });
     return { main, siz, layouts: [layout], orders: [{ ...form.orders[0], slots }] };
@@ -291,15 +284,6 @@ export class SparseCodestreams {
     const rx0 = Math.ceil(area.x0 / s);
     const ry0 = Math.ceil(area.y0 / s);
     const region = { x: rx0 - ox, y: ry0 - oy, w: Math.ceil(area.x1 / s) - rx0, h: Math.ceil(area.y1 / s) - ry0 };
-    const frame = { discard: reduce, width: 0, height: 0 };
-    const content = windowContent(index, frame, region);
-    // Needed packets, by slot: the first `layers` packets of every precinct the region needs.
-    const need = new Uint8Array(index.data.lengths.length);
-    for (const pick of content.precincts) {
-      const L = index.layout(pick.tile).coding.layers;
-      const first = index.slot(pick.tile, pick.component, pick.sequence, 0);
-      need.fill(1, first, first + (layers === 0 ? L : Math.min(L, layers)));
-    }
     const fh = await open(this.path, 'r');
     try {
       for (let t = 0; t < index.tileCount; t++) await this.tileOrder(t, async (o, n) => readAt(fh, o, n));
@@ -307,16 +291,32 @@ export class SparseCodestreams {
       // only the resolutions it decodes and parses no packets it would drop); else the full one.
       const all = index.data.codings.every((c) => layers === 0 || layers >= c.layers);
       const small = reduce > 0 || !all ? this.form(reduce, all ? 0 : layers) : null;
-      const whole: Form = small ?? {
+      const base: Form = small ?? {
         main: this.mainHeader,
         siz,
         layouts: Array.from({ length: index.tileCount }, (_, t) => index.layout(t)),
         orders: Array.from({ length: index.tileCount }, (_, t) => this.orders.get(t)!),
       };
-      const form = this.cropped(whole, content.precincts, small ? reduce : 0) ?? whole;
+      // Needed packets, by slot: the first `layers` packets of every precinct the region needs;
+      // for the whole image, every packet of the form (when it holds only what is decoded).
+      const need = new Uint8Array(index.data.lengths.length);
+      const size = reducedSize(siz, reduce);
+      let form = base;
+      const exact = small !== null || (reduce === 0 && all);
+      if (exact && region.x === 0 && region.y === 0 && region.w >= size.width && region.h >= size.height) {
+        for (const o of base.orders) for (let i = 0; i < o.slots.length; i++) need[o.slots[i]] = 1;
+      } else {
+        const content = windowContent(index, { discard: reduce, width: 0, height: 0 }, region);
+        for (const pick of content.precincts) {
+          const L = index.layout(pick.tile).coding.layers;
+          const first = index.slot(pick.tile, pick.component, pick.sequence, 0);
+          need.fill(1, first, first + (layers === 0 ? L : Math.min(L, layers)));
+        }
+        form = this.cropped(base, content.precincts, small ? reduce : 0) ?? base;
+      }
       const orders = form.orders;
-      // The packets to copy, then coalesced file reads. Per needed slot, which read holds it
-      // (need[slot] = read + 1), so that packets are copied straight from the read buffers.
+      // The packets to copy, then coalesced file reads; per needed slot, which read holds it
+      // (`where`), so that packets are copied straight from the read buffers.
       const offsets = index.data.offsets;
       const lengths = index.data.lengths;
       let count = 0;
@@ -418,6 +418,26 @@ export class SparseCodestreams {
       await fh.close();
     }
   }
+}
+
+/**
+ * The index slots of tile t's packets in the codestream order of `layout` (a layout of the same
+ * tile on grid `siz`: the file's own, or one with fewer resolutions, fewer layers or a cut
+ * image); `sequence` maps a precinct of `layout` to its sequence number in the file's layout.
+ */
+function packetSlots(
+  index: PacketIndex,
+  t: number,
+  siz: Siz,
+  layout: TileLayout,
+  sequence: (c: number, r: number, p: number) => number,
+): Uint32Array {
+  const slots = new Uint32Array(layout.packets);
+  let i = 0;
+  forEachPacket(siz, layout, (l, r, c, p) => {
+    slots[i++] = index.slot(t, c, sequence(c, r, p), l);
+  });
+  return slots;
 }
 
 function readAtSync(fd: number, offset: number, length: number): Buffer {
