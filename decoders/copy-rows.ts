@@ -4,22 +4,15 @@
 // garbage they leave than on copying; the native addon's copyRows does the whole rectangle in
 // one call. Without the addon (not built), the JavaScript loop does the same.
 
-import { loadNativeAddon } from './jpeg2000/native.js';
+import { loadNativeAddon, type NativeAddon } from './jpeg2000/native.js';
+
+type CopyRows = NonNullable<NativeAddon['copyRows']>;
 
 /**
  * Copies `rows` rows of `rowBytes` bytes from `src` (starting at `srcOffset`, rows `srcStride`
  * apart) to `dst` (at `dstOffset`, rows `dstStride` apart).
  */
-export function copyRows(
-  dst: Buffer,
-  dstOffset: number,
-  dstStride: number,
-  src: Buffer,
-  srcOffset: number,
-  srcStride: number,
-  rowBytes: number,
-  rows: number,
-): void {
+export const copyRows: CopyRows = (dst, dstOffset, dstStride, src, srcOffset, srcStride, rowBytes, rows) => {
   const native = loadNativeAddon().addon?.copyRows;
   if (native) {
     native(dst, dstOffset, dstStride, src, srcOffset, srcStride, rowBytes, rows);
@@ -29,4 +22,4 @@ export function copyRows(
     const from = srcOffset + r * srcStride;
     src.copy(dst, dstOffset + r * dstStride, from, from + rowBytes);
   }
-}
+};

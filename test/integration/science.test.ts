@@ -254,14 +254,10 @@ describe('output formats', () => {
     const formats = availableFormats();
     expect(formats).toContain('avif');
     const { config } = loadConfig({ FILESYSTEM_PREFIX: `${dir}/`, URI_MAP: 'iiif=>IIIF' });
-    const handler = createHandler({
-      config,
-      logger: silentLogger,
-      images: new ImageRegistry(new DecoderRegistry(), 10),
-      cache: new RamLruStore(1 << 20),
-      formats,
-    });
+    const images = new ImageRegistry(new DecoderRegistry(), 10);
+    const handler = createHandler({ config, logger: silentLogger, images, cache: new RamLruStore(1 << 20), formats });
     const res = await get({ handler }, '/iiif/gradient.tif/full/128,/0/default.avif');
+    await images.clear();
     expect(header(res, 'content-type')).toBe('image/avif');
     const m = await sharp(res.body).metadata();
     expect([m.format, m.width, m.height]).toEqual(['heif', 128, 128]);

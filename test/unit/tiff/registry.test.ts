@@ -105,7 +105,9 @@ describe('DecoderRegistry modules', () => {
     const reg = new DecoderRegistry();
     reg.register(fake('png', 0x89));
     expect((await reg.open(fx.files.source)).info.format).toBe('png');
-    expect((await reg.open(fx.files.jpegPyramid)).info.format).toBe('tiff');
+    const tiff = await reg.open(fx.files.jpegPyramid);
+    expect(tiff.info.format).toBe('tiff');
+    await tiff.close();
     expect(reg.find(Buffer.from('GIF89a'))).toBeUndefined();
   });
 
