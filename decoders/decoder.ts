@@ -30,6 +30,11 @@ export interface OpenOptions {
    * layers; n > 0 = at most n. Default 0.
    */
   readonly maxLayers?: number;
+  /**
+   * A folder where JPEG 2000 packet indexes are kept across restarts (JPIP_CACHE: the JPIP
+   * service keeps the same files there); undefined keeps them in memory only.
+   */
+  readonly indexDir?: string;
 }
 
 export interface ImageDecoder {

@@ -61,7 +61,7 @@ export interface CoreOptions {
 export async function createServerCore(config: Config, logger: Logger, options: CoreOptions = {}): Promise<ServerCore> {
   // libvips' own operation cache holds decoded pixels of recent files; our caches do that job.
   sharp.cache(false);
-  const decoders = new DecoderRegistry(undefined, { maxLayers: config.maxLayers });
+  const decoders = new DecoderRegistry(undefined, { maxLayers: config.maxLayers, indexDir: config.jpipCache || undefined });
   if (config.decoderModules) {
     const errors = await decoders.loadModules(config.decoderModules);
     for (const e of errors) logger.log(LOG.ERROR, `DECODER_MODULES: ${e}`);

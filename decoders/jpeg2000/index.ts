@@ -143,6 +143,8 @@ export class Jpeg2000Decoder implements ImageDecoder {
     private readonly siz: Siz,
     /** This version of the file (./sparse.ts fileKey), for the shared packet index. */
     private readonly fileKey: string,
+    /** Where packet indexes persist (OpenOptions.indexDir; IIPSRV_J2K_INDEX_DIR overrides). */
+    private readonly indexDir: string | undefined,
     /** Whether sparse decodes may serve this image (no palette or channel mapping, POC, PPM). */
     private readonly sparseOk = false,
   ) {}
@@ -166,7 +168,7 @@ export class Jpeg2000Decoder implements ImageDecoder {
 
   /** The image's packet index (built once; null when the codestream cannot be indexed). */
   sparseIndex(): Promise<SparseCodestreams | null> {
-    this.sparse ??= sparseCodestreamsFor(this.path, this.fileKey, process.env.IIPSRV_J2K_INDEX_DIR || undefined)
+    this.sparse ??= sparseCodestreamsFor(this.path, this.fileKey, process.env.IIPSRV_J2K_INDEX_DIR || this.indexDir)
       .catch(() => null)
       .then((s) => (this.sparseReady = s));
     return this.sparse;
@@ -384,7 +386,7 @@ export const jpeg2000Decoder: DecoderModule = {
       const hdr = file.boxes?.header;
       const sparseOk = !hdr?.palette && !hdr?.channels && cs.header.poc.length === 0 && cs.header.ppm.length === 0;
       const key = await fileKey(path);
-      return new Jpeg2000Decoder(info, summary, plan, path, options?.maxLayers ?? 0, addon, cs.siz, key, sparseOk);
+      return new Jpeg2000Decoder(info, summary, plan, path, options?.maxLayers ?? 0, addon, cs.siz, key, options?.indexDir, sparseOk);
     } catch (err) {
       throw withPath(err, path);
     } finally {

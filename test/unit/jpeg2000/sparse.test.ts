@@ -5,14 +5,14 @@
 // otherwise), and the sparse codestream carries only a fraction of the packets.
 
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RawImage } from '../../../decoders/decoder.js';
 import { jpeg2000Decoder, type Jpeg2000Decoder } from '../../../decoders/jpeg2000/index.js';
-import { SparseCodestreams, type SparseStats } from '../../../decoders/jpeg2000/sparse.js';
+import { clearSparseIndexes, SparseCodestreams, type SparseStats } from '../../../decoders/jpeg2000/sparse.js';
 import type { Rect } from '../../../src/core/view.js';
 import { makeJ2kSource, makeYccFixtures, opjDecompress, pnmBytes, psnr } from '../../fixtures/make-jp2.js';
 
@@ -205,6 +205,23 @@ describe('sparse codestream decodes equal opj_decompress', () => {
         expect(got.data.equals(want.data), `${spec.name} level ${level} ${JSON.stringify(rect)}`).toBe(true);
       }
     }
+  });
+
+  it('keeps the index in OpenOptions.indexDir (the JPIP cache) and loads it in a new process', async () => {
+    const where = join(dir, 'jpip-cache');
+    const path = files['rpcl-plt.jp2'].path;
+    const a = (await jpeg2000Decoder.open(path, { maxLayers: -1, indexDir: where })) as Jpeg2000Decoder;
+    open.push(a);
+    await a.readRegion(0, { x: 100, y: 100, width: 64, height: 64 });
+    expect((await a.sparseIndex())!.loaded).toBe(false);
+    expect((await readdir(where)).filter((f) => f.endsWith('-0.jpix'))).toHaveLength(1);
+    clearSparseIndexes(); // as after a restart
+    const b = (await jpeg2000Decoder.open(path, { maxLayers: -1, indexDir: where })) as Jpeg2000Decoder;
+    open.push(b);
+    const got = await b.readRegion(0, { x: 100, y: 100, width: 64, height: 64 });
+    expect((await b.sparseIndex())!.loaded).toBe(true);
+    const want = await a.readRegion(0, { x: 100, y: 100, width: 64, height: 64 });
+    expect(got.data.equals(want.data)).toBe(true);
   });
 
   it('subsampled YCbCr (4:2:0) and sYCC files read the same through both paths', async () => {
