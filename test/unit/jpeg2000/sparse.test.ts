@@ -36,6 +36,13 @@ const SPECS: ReadonlyArray<{ name: string; args: string[]; lossless: boolean }> 
   { name: 'cprl-eph.jp2', args: ['-p', 'CPRL', '-n', '4', '-c', '[32,32]', '-b', '16,16', '-EPH'], lossless: true },
   { name: 'rlcp-origin.j2k', args: ['-p', 'RLCP', '-n', '5', '-c', '[64,64]', '-d', '37,21'], lossless: true },
   { name: 'tiled4-rpcl.jp2', args: ['-p', 'RPCL', '-n', '5', '-c', '[64,64]', '-t', '600,500', '-PLT'], lossless: true },
+  // 20 tiles of 256²: the lowest level (level 3) is served as one merged tile.
+  { name: 'tiled20-rpcl.jp2', args: ['-p', 'RPCL', '-n', '4', '-c', '[64,64]', '-t', '256,256', '-PLT'], lossless: true },
+  {
+    name: 'tiled20-lrcp-lossy.jp2',
+    args: ['-p', 'LRCP', '-n', '4', '-c', '[64,64]', '-t', '256,256', '-r', '40,20,10', '-I'],
+    lossless: false,
+  },
 ];
 
 let dir: string;
@@ -127,6 +134,7 @@ describe('sparse codestream decodes equal opj_decompress', () => {
     [1, { x: 300, y: 200, width: 250, height: 250 }, 2],
     [2, { x: 60, y: 40, width: 100, height: 100 }],
     [3, { x: 0, y: 0, width: 138, height: 113 }],
+    [3, { x: 30, y: 20, width: 60, height: 50 }, 2],
   ];
   for (const spec of SPECS) {
     for (const [level, rect, layers] of regions) {
@@ -171,6 +179,10 @@ describe('sparse codestream decodes equal opj_decompress', () => {
     const cod = cs.data.indexOf(Buffer.from([0xff, 0x52]));
     expect(cs.data[cod + 9]).toBe(1);
     expect(cs.data.length).toBeLessThan(full.data.length / 8);
+    // The lowest level of 256² tiles: one tile (XTsiz = Xsiz) holding every tile's precincts.
+    const twenty = await SparseCodestreams.open(files['tiled20-rpcl.jp2'].path);
+    const low = await twenty.build({ x0: 0, y0: 0, x1: W, y1: H }, 3, 0);
+    expect([low.reduce, low.data.readUInt32BE(8), low.data.readUInt32BE(24)]).toEqual([0, Math.ceil(W / 8), Math.ceil(W / 8)]);
     // Tiles of 600×500 cannot be divided by 2^3: the full form serves that reduction.
     const tiled = await SparseCodestreams.open(files['tiled4-rpcl.jp2'].path);
     expect((await tiled.build({ x0: 0, y0: 0, x1: W, y1: H }, 3, 0)).reduce).toBe(3);
