@@ -206,6 +206,8 @@ describe('sparse codestream decodes equal opj_decompress', () => {
       [0, { x: 1000, y: 850, width: 100, height: 50 }, 1],
       [1, { x: 200, y: 130, width: 128, height: 128 }],
       [2, { x: 70, y: 50, width: 64, height: 64 }, 2],
+      // The whole level 3 (the lowest of the -n 4 files; one merged tile for the 20-tile ones).
+      [3, { x: 0, y: 0, width: 138, height: 113 }],
     ];
     for (const spec of SPECS) {
       for (const [level, rect, layers] of rects) {
