@@ -20,7 +20,7 @@ import { openJpeg2000, reducedSize, tilesAcross, type GridRect } from '../../src
 import { deserializeIndex, serializeIndex, writeAtomically, type FileIdentity } from '../../src/jpeg2000/index-store.js';
 import { buildPacketIndex, PacketIndex, type PacketIndexData } from '../../src/jpeg2000/packet-index.js';
 import { forEachPacket } from '../../src/jpeg2000/packets.js';
-import { precinctRect, tileLayout, type TileLayout } from '../../src/jpeg2000/precincts.js';
+import { precinctRect, tileLayout, type TileCoding, type TileLayout } from '../../src/jpeg2000/precincts.js';
 import type { Siz } from '../../src/jpeg2000/markers.js';
 import { windowContent, type PrecinctPick } from '../../src/protocols/jpip/window.js';
 import { NotReducible, rewriteHeader, reducedSiz } from './reduce.js';
@@ -184,17 +184,7 @@ export class SparseCodestreams {
         for (let t = 0; t < index.tileCount; t++) {
           const full = this.orders.get(t)!;
           const layout = index.layout(t);
-          const L = layers > 0 ? Math.min(layers, layout.coding.layers) : layout.coding.layers;
-          const coding = {
-            ...layout.coding,
-            layers: L,
-            components: layout.coding.components.map((c) => ({
-              ...c,
-              levels: c.levels - d,
-              precincts: c.precincts.slice(0, c.levels - d + 1),
-            })),
-          };
-          const small = tileLayout(siz, t, coding);
+          const small = tileLayout(siz, t, reducedCoding(layout.coding, d, layers));
           const slots = packetSlots(index, t, siz, small, (c, r, p) => layout.components[c].resolutions[r].first + p);
           orders.push({ ...full, slots, header: rewriteHeader(full.header, how) });
           layouts.push(small);
@@ -234,12 +224,7 @@ export class SparseCodestreams {
     if (coding.components.some((c) => c.precincts[0].ppx !== ppx || c.precincts[0].ppy !== ppy) || tw % 2 ** ppx || th % 2 ** ppy)
       return null;
     const siz: Siz = { ...reduced, tileWidth: reduced.xsiz, tileHeight: reduced.ysiz };
-    const L = layers > 0 ? Math.min(layers, coding.layers) : coding.layers;
-    const layout = tileLayout(siz, 0, {
-      ...coding,
-      layers: L,
-      components: coding.components.map((c) => ({ ...c, levels: 0, precincts: c.precincts.slice(0, 1) })),
-    });
+    const layout = tileLayout(siz, 0, reducedCoding(coding, d, layers));
     const across = tilesAcross(full);
     const slots = new Uint32Array(layout.packets);
     let i = 0;
@@ -492,6 +477,15 @@ export class SparseCodestreams {
       await fh.close();
     }
   }
+}
+
+/** A tile coding without its top `d` resolutions and with at most `layers` layers (0: all). */
+function reducedCoding(coding: TileCoding, d: number, layers: number): TileCoding {
+  return {
+    ...coding,
+    layers: layers > 0 ? Math.min(layers, coding.layers) : coding.layers,
+    components: coding.components.map((c) => ({ ...c, levels: c.levels - d, precincts: c.precincts.slice(0, c.levels - d + 1) })),
+  };
 }
 
 /**
