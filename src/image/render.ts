@@ -12,7 +12,7 @@
 // and white for JPEG, which suits document images and bitonal output best.
 
 import type { Sharp } from 'sharp';
-import type { ImageDecoder, RawImage } from '../../decoders/decoder.js';
+import type { ImageDecoder, RawImage, RegionPipeline } from '../../decoders/decoder.js';
 import type { Config } from '../config.js';
 import { ImageServerError } from '../core/errors.js';
 import { CONTENT_TYPES, hasProcessing, type OutputFormat } from '../core/view.js';
@@ -251,7 +251,9 @@ export async function render(decoder: ImageDecoder, plan: RenderPlan, settings: 
     info.sampleFormat === 'uint' &&
     info.bitsPerSample <= 8 &&
     info.colourSpace !== 'cielab';
-  const pipeline = simple && decoder.regionPipeline ? await decoder.regionPipeline(plan.level, plan.rect) : null;
+  const got = simple && decoder.regionPipeline ? await decoder.regionPipeline(plan.level, plan.rect) : null;
+  // Decoder modules written before RegionPipeline existed return the sharp pipeline itself.
+  const pipeline: RegionPipeline | null = got && !('image' in got) ? { image: got as unknown as Sharp } : got;
   if (pipeline) {
     try {
       return await renderPipeline(pipeline.image, plan, info.channels, settings);

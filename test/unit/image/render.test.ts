@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageDecoder } from '../../../decoders/decoder.js';
 import { jpegDecoder } from '../../../decoders/jpeg/index.js';
@@ -270,5 +270,45 @@ describe('watermark placement', () => {
     expect(passthroughAllowed(on)).toBe(false);
     expect(passthroughAllowed(BASE)).toBe(true);
     expect(passthroughAllowed({ ...on, watermark: { ...on.watermark!, probability: 0 } })).toBe(true);
+  });
+});
+
+describe('regionPipeline contract', () => {
+  const W = 64;
+  const H = 48;
+  /** A gradient: sample i (every band) is i mod 251. */
+  const data = Buffer.alloc(W * H * 3);
+  for (let i = 0; i < W * H; i++) data.fill(i % 251, i * 3, i * 3 + 3);
+  const gradient = (): Sharp => sharp(data, { raw: { width: W, height: H, channels: 3 } });
+
+  /** A W×H RGB decoder with the given regionPipeline. */
+  const fake = (pipeline: ImageDecoder['regionPipeline']): ImageDecoder => ({
+    info: {
+      width: W,
+      height: H,
+      levels: [{ width: W, height: H, tileWidth: 64, tileHeight: 64 }],
+      channels: 3,
+      bitsPerSample: 8,
+      sampleFormat: 'uint',
+      colourSpace: 'srgb',
+    } as unknown as ImageDecoder['info'],
+    readRegion: async () => ({ data, width: W, height: H, channels: 3, bitsPerSample: 8, sampleFormat: 'uint' }),
+    regionPipeline: pipeline,
+    close: async () => {},
+  });
+
+  it('renders from { image } and gives the pipeline back once it has run', async () => {
+    let released = 0;
+    const d = fake(() => ({ image: gradient(), release: () => released++ }));
+    const s = await samples(await draw(d));
+    expect([s.width, s.height]).toEqual([W, H]);
+    expect(at(s, 10, 2)).toEqual([138, 138, 138]);
+    expect(released).toBe(1);
+  });
+
+  it('still accepts a decoder module that returns the sharp pipeline itself', async () => {
+    const d = fake(() => gradient() as unknown as ReturnType<NonNullable<ImageDecoder['regionPipeline']>>);
+    const s = await samples(await draw(d));
+    expect(at(s, 10, 2)).toEqual([138, 138, 138]);
   });
 });
