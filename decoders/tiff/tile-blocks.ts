@@ -53,6 +53,8 @@ export class TileBlocks {
   private readonly where = new Map<string, string>();
   /** Smallest tile area seen (bounds the tile index). */
   private tileArea = Infinity;
+  /** `level:col:row` → the decode in flight that will hold that tile (concurrent regions share it). */
+  private readonly pending = new Map<string, Promise<Block>>();
 
   /**
    * The samples of `rect` of a level: tiles found in blocks, the others decoded by `decode` in
@@ -64,6 +66,7 @@ export class TileBlocks {
     rect: Rect,
     decode: (r: Rect) => Promise<DecodedLevel>,
     alloc: (n: number) => Buffer = Buffer.allocUnsafe,
+    waited = false,
   ): Promise<RegionSamples> {
     const { level, tileWidth: tw, tileHeight: th } = g;
     this.tileArea = Math.min(this.tileArea, tw * th);
@@ -73,6 +76,7 @@ export class TileBlocks {
     const r1 = Math.floor((rect.y + rect.height - 1) / th);
     const across = c1 - c0 + 1;
     const found: Array<Block | undefined> = [];
+    const waits = new Set<Promise<Block>>();
     let m = { c0: Infinity, c1: -1, r0: Infinity, r1: -1 };
     for (let r = r0; r <= r1; r++) {
       for (let c = c0; c <= c1; c++) {
@@ -81,16 +85,35 @@ export class TileBlocks {
         const block = key === undefined ? undefined : blocks.peek(key);
         if (key !== undefined && !block) this.where.delete(tile);
         found.push(block);
-        if (!block) m = { c0: Math.min(m.c0, c), c1: Math.max(m.c1, c), r0: Math.min(m.r0, r), r1: Math.max(m.r1, r) };
+        if (block) continue;
+        m = { c0: Math.min(m.c0, c), c1: Math.max(m.c1, c), r0: Math.min(m.r0, r), r1: Math.max(m.r1, r) };
+        const inFlight = this.pending.get(tile);
+        if (inFlight) waits.add(inFlight);
       }
+    }
+    // Tiles another region is decoding right now: wait for that decode, then look again (once).
+    if (waits.size > 0 && !waited) {
+      await Promise.allSettled(waits);
+      return this.region(g, rect, decode, alloc, true);
     }
     if (m.c1 >= 0) {
       const x = m.c0 * tw;
       const y = m.r0 * th;
       const want = { x, y, width: Math.min((m.c1 + 1) * tw, g.width) - x, height: Math.min((m.r1 + 1) * th, g.height) - y };
-      const d = await decode(want);
-      const block: Block = { data: d.data, width: d.width, height: d.height, channels: d.channels, bits: d.bits, x, y };
-      this.remember(level, block, m.c0, m.c1, m.r0, m.r1);
+      const job = decode(want).then((d) => {
+        const b: Block = { data: d.data, width: d.width, height: d.height, channels: d.channels, bits: d.bits, x, y };
+        this.remember(level, b, m.c0, m.c1, m.r0, m.r1);
+        return b;
+      });
+      const tiles: string[] = [];
+      for (let r = m.r0; r <= m.r1; r++) for (let c = m.c0; c <= m.c1; c++) tiles.push(`${level}:${c}:${r}`);
+      for (const t of tiles) this.pending.set(t, job);
+      let block: Block;
+      try {
+        block = await job;
+      } finally {
+        for (const t of tiles) if (this.pending.get(t) === job) this.pending.delete(t);
+      }
       for (let r = m.r0; r <= m.r1; r++) {
         for (let c = m.c0; c <= m.c1; c++) if (r >= r0 && r <= r1 && c >= c0 && c <= c1) found[(r - r0) * across + (c - c0)] = block;
       }
@@ -126,6 +149,7 @@ export class TileBlocks {
   clear(): void {
     blocks.clear(this.prefix);
     this.where.clear();
+    this.pending.clear();
   }
 }
 

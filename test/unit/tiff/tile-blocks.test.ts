@@ -99,6 +99,30 @@ describe('TileBlocks', () => {
     blocks.clear();
   });
 
+  it('concurrent regions over the same missing tiles share one decode', async () => {
+    const blocks = new TileBlocks();
+    const { decode, calls } = counter();
+    const slow = async (r: Rect): Promise<DecodedLevel> => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return decode(r);
+    };
+    const a = { x: 300, y: 200, width: 200, height: 100 };
+    const b = { x: 320, y: 210, width: 150, height: 60 }; // inside a's tiles
+    const [ra, rb] = await Promise.all([blocks.region(GRID, a, slow), blocks.region(GRID, b, slow)]);
+    expect(calls.length).toBe(1);
+    expect(ra.block).toBeDefined();
+    expect(rb.block).toBe(ra.block);
+    expect((await samples(blocks, b, slow)).equals(expected(b))).toBe(true);
+    // A failed decode is not shared forever: the next region decodes again.
+    const failing = async (): Promise<DecodedLevel> => {
+      throw new Error('disk on fire');
+    };
+    const c = { x: 0, y: 600, width: 100, height: 50 };
+    await expect(blocks.region(GRID, c, failing)).rejects.toThrow('disk on fire');
+    expect((await samples(blocks, c, decode)).equals(expected(c))).toBe(true);
+    blocks.clear();
+  });
+
   it('hands out copies: changing them does not change the cache', async () => {
     const blocks = new TileBlocks();
     const { decode, calls } = counter();
