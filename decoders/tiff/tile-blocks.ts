@@ -7,7 +7,9 @@
 // copy of every row of every tile, and a region that was decoded as one block is served from it
 // without any copy at all (a libvips extract over the cached samples). A tile index maps each
 // tile to the newest block holding it; blocks leave by LRU (the process's decoded-samples budget,
-// ../level-cache.ts decodedCache, IIPSRV_DECODED_CACHE_MB; 0 turns the cache off).
+// ../level-cache.ts decodedCache, IIPSRV_DECODED_CACHE_MB; 0 turns the cache off). A region
+// missing tiles that another region is decoding at that moment waits for that decode (many
+// viewers opening the same view decode it once).
 
 import type { Rect } from '../../src/core/view.js';
 import { copyRows } from '../copy-rows.js';
