@@ -78,6 +78,16 @@ export function nextRestartDelay(livedMs: number, previousMs: number, youngMs: n
   return livedMs < youngMs ? Math.min(Math.max(previousMs * 2, 250), maxMs) : 0;
 }
 
+/**
+ * Settings each worker gets besides its number: unless IIPSRV_DECODED_CACHE_MB is set, the
+ * default decoded-samples budget (256 MB per process) is shared out, so that `--workers auto`
+ * on a many-core machine does not multiply it (each worker at least 32 MB).
+ */
+export function workerEnvironment(workers: number, env: NodeJS.ProcessEnv): Record<string, string> {
+  if (env.IIPSRV_DECODED_CACHE_MB !== undefined || workers <= 1) return {};
+  return { IIPSRV_DECODED_CACHE_MB: String(Math.max(32, Math.floor(256 / workers))) };
+}
+
 interface Slot {
   readonly number: number;
   worker?: Worker;
@@ -117,7 +127,7 @@ export async function runMaster(o: MasterOptions): Promise<void> {
   const fork = (slot: Slot): void => {
     slot.timer = undefined;
     slot.startedAt = Date.now();
-    const w = cluster.fork({ IIPSRV_WORKER: String(slot.number) });
+    const w = cluster.fork({ IIPSRV_WORKER: String(slot.number), ...workerEnvironment(o.workers, process.env) });
     slot.worker = w;
     bySlot.set(w, slot);
     w.on('message', (m: unknown) => onMessage(w, m));

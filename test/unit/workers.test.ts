@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import os from 'node:os';
-import { nextRestartDelay, parseWorkers } from '../../src/workers.js';
+import { nextRestartDelay, parseWorkers, workerEnvironment } from '../../src/workers.js';
 
 describe('--workers', () => {
   it('takes a positive integer or auto', () => {
@@ -16,5 +16,12 @@ describe('--workers', () => {
     let d = 0;
     for (let i = 0; i < 9; i++) delays.push((d = nextRestartDelay(100, d, 10_000, 30_000)));
     expect(delays).toEqual([250, 500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+  });
+
+  it('shares the default decoded-samples budget out among workers unless it is set', () => {
+    expect(workerEnvironment(1, {})).toEqual({});
+    expect(workerEnvironment(2, {})).toEqual({ IIPSRV_DECODED_CACHE_MB: '128' });
+    expect(workerEnvironment(32, {})).toEqual({ IIPSRV_DECODED_CACHE_MB: '32' });
+    expect(workerEnvironment(4, { IIPSRV_DECODED_CACHE_MB: '1000' })).toEqual({});
   });
 });
