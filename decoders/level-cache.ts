@@ -6,6 +6,7 @@
 // blocks (./tiff/tile-blocks.ts). Keys start with the decoder instance's own prefix. Concurrent
 // loads of one key share one decode.
 
+import { ByteLru } from '../src/cache/byte-lru.js';
 import { copyRows } from './copy-rows.js';
 
 export interface DecodedLevel {
@@ -17,27 +18,29 @@ export interface DecodedLevel {
 }
 
 export class LevelCache<T extends DecodedLevel = DecodedLevel> {
-  private readonly map = new Map<string, T>();
+  private readonly lru: ByteLru<T>;
   private readonly loading = new Map<string, Promise<T>>();
-  private bytes = 0;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(maxBytes: number) {
+    this.lru = new ByteLru<T>(maxBytes, (_k, level) => level.data.length);
+  }
 
   get size(): number {
-    return this.map.size;
+    return this.lru.size;
+  }
+
+  /** Whether a level of this many bytes would be kept (else decoding it whole is wasted). */
+  admits(bytes: number): boolean {
+    return this.lru.admits(bytes);
   }
 
   async getOrLoad(key: string, load: () => Promise<T>): Promise<T> {
-    const hit = this.map.get(key);
-    if (hit) {
-      this.map.delete(key);
-      this.map.set(key, hit);
-      return hit;
-    }
+    const hit = this.lru.get(key);
+    if (hit) return hit;
     const pending = this.loading.get(key);
     if (pending) return pending;
     const p = load().then((level) => {
-      this.remember(key, level);
+      this.lru.set(key, level);
       return level;
     });
     this.loading.set(key, p);
@@ -50,48 +53,22 @@ export class LevelCache<T extends DecodedLevel = DecodedLevel> {
 
   /** The entry of `key` (now the most recently used), if cached. */
   peek(key: string): T | undefined {
-    const hit = this.map.get(key);
-    if (hit) {
-      this.map.delete(key);
-      this.map.set(key, hit);
-    }
-    return hit;
+    return this.lru.get(key);
   }
 
   /** Whether `key` is cached (without making it recently used). */
   has(key: string): boolean {
-    return this.map.has(key);
+    return this.lru.has(key);
   }
 
   /** Caches `level` under `key` (callers that decode several entries in one go). */
   put(key: string, level: T): void {
-    const old = this.map.get(key);
-    if (old) {
-      this.map.delete(key);
-      this.bytes -= old.data.length;
-    }
-    this.remember(key, level);
-  }
-
-  private remember(key: string, level: T): void {
-    const n = level.data.length;
-    if (n > this.maxBytes / 4) return; // one huge level must not flush everything else
-    this.map.set(key, level);
-    this.bytes += n;
-    for (const [k, v] of this.map) {
-      if (this.bytes <= this.maxBytes) break;
-      this.map.delete(k);
-      this.bytes -= v.data.length;
-    }
+    this.lru.set(key, level);
   }
 
   /** Drops every level whose key starts with `prefix` (an image closed), or all. */
   clear(prefix = ''): void {
-    for (const [k, v] of this.map) {
-      if (!k.startsWith(prefix)) continue;
-      this.map.delete(k);
-      this.bytes -= v.data.length;
-    }
+    this.lru.clear(prefix);
   }
 }
 

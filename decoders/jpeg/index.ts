@@ -11,19 +11,16 @@ import type { ImageInfo, Level, PhysicalResolution } from '../../src/core/image-
 import type { Rect } from '../../src/core/view.js';
 import { ImageServerError } from '../../src/core/errors.js';
 import { fileError } from '../file-error.js';
-import { cropLevel, decodedCache as levels } from '../level-cache.js';
+import { cropLevel, decodedCache as levels, type DecodedLevel } from '../level-cache.js';
 
 const TILE = 256;
-/** A decoded level up to this size is kept for the following tiles. */
+/**
+ * A decoded level up to this size is decoded whole once and kept (in the process-wide
+ * decoded-samples cache, when it admits it) for the following tiles.
+ */
 const LEVEL_CACHE_MAX_BYTES = 32 * 1024 * 1024;
-/** All kept levels together (process-wide), least recently used first out. */
 
-interface Decoded {
-  readonly data: Buffer;
-  readonly width: number;
-  readonly height: number;
-  readonly channels: number;
-}
+type Decoded = Omit<DecodedLevel, 'bits'>;
 
 /** Virtual levels: full size, then floor(w/2) × floor(h/2) until one tile holds the image. */
 export function jpegLevels(width: number, height: number): Level[] {
@@ -76,13 +73,13 @@ class JpegDecoder implements ImageDecoder {
     const c = this.info.channels;
     const bytes = l.width * l.height * c;
     let out: Decoded;
-    if (bytes <= LEVEL_CACHE_MAX_BYTES && !this.closed) {
+    // Decoding the whole level pays off only if it stays for the next tiles.
+    if (bytes <= LEVEL_CACHE_MAX_BYTES && levels.admits(bytes) && !this.closed) {
       const whole = await levels.getOrLoad(`${this.id}:${level}`, async () => ({
         ...(await this.run(this.pipeline(level), `level ${level}`)),
         bits: 8,
       }));
-      if (whole.channels !== c) throw new ImageServerError('INTERNAL', undefined, `${this.path}: ${whole.channels} bands, expected ${c}`);
-      out = { data: cropLevel(whole, x, y, width, height), width, height, channels: c };
+      out = { data: cropLevel(whole, x, y, width, height), width, height, channels: whole.channels };
     } else {
       out = await this.run(
         this.pipeline(level).extract({ left: x, top: y, width, height }),

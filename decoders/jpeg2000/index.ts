@@ -223,7 +223,10 @@ export class Jpeg2000Decoder implements ImageDecoder {
   private async decodeReal(k: number, rect: Rect, layers: number): Promise<RawImage> {
     const p = this.plan;
     const lvl = this.info.levels[k];
-    const whole = this.addon === null || lvl.width * lvl.height <= cacheLevelPixels();
+    // The WebAssembly build can only decode whole levels; natively, a whole level is decoded
+    // only when it will stay for the following tiles.
+    const bytes = lvl.width * lvl.height * p.components * (p.bits / 8);
+    const whole = this.addon === null || (lvl.width * lvl.height <= cacheLevelPixels() && levelCache.admits(bytes));
     if (!whole) return this.nativeRegion(k, rect, layers);
     if (!this.addon) this.checkWasm();
     const level = await levelCache.getOrLoad(`${this.cacheId}${k}:${layers}`, async (): Promise<DecodedLevel> => {

@@ -64,3 +64,13 @@ describe('cropLevel', () => {
     expect(l.data.equals(before)).toBe(true);
   });
 });
+
+describe('LevelCache.admits', () => {
+  it('says whether a level would be kept (a quarter of the budget at most), so decoders do not decode whole levels that cannot stay', async () => {
+    const cache = new LevelCache(4 * 300);
+    expect(cache.admits(300)).toBe(true);
+    expect(cache.admits(301)).toBe(false);
+    await cache.getOrLoad('big', async () => level(10, 11)); // 330 bytes: decoded, not kept
+    expect(cache.size).toBe(0);
+  });
+});
