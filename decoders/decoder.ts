@@ -4,6 +4,7 @@
 
 import type { ImageInfo, RawImage } from '../src/core/image-info.js';
 import type { Sharp } from 'sharp';
+import type { IndexStore } from '../src/jpeg2000/index-store.js';
 import type { Rect } from '../src/core/view.js';
 
 export type { ImageInfo, Level, RawImage } from '../src/core/image-info.js';
@@ -31,9 +32,10 @@ export interface OpenOptions {
    */
   readonly maxLayers?: number;
   /**
-   * A folder where JPEG 2000 packet indexes are kept across restarts (JPIP_CACHE: the JPIP
-   * service keeps the same files there); undefined keeps them in memory only.
+   * The server's JPEG 2000 packet indexes (persisted in JPIP_CACHE), shared with JPIP. Without
+   * it, indexes are kept in a store per `indexDir` (undefined: memory only).
    */
+  readonly indexStore?: IndexStore;
   readonly indexDir?: string;
 }
 

@@ -25,6 +25,7 @@ import { planView, type PlanOptions, type RenderPlan } from './image/plan.js';
 import { passthroughAllowed, render, renderSettings, settingsKey } from './image/render.js';
 import { resolveImage, type SequenceRules } from './image/sequence.js';
 import { JpipService } from './protocols/jpip/service.js';
+import type { IndexStore } from './jpeg2000/index-store.js';
 
 export const SERVER_NAME = 'iipsrv-ts/0.1.0';
 
@@ -35,6 +36,8 @@ export interface HandlerDeps {
   readonly cache: CacheStore;
   /** Output formats the encoder can produce. */
   readonly formats: readonly string[];
+  /** JPEG 2000 packet indexes, shared by JPIP and the decoder (JPIP makes its own otherwise). */
+  readonly indexes?: IndexStore;
 }
 
 export interface HandlerStats {
@@ -156,7 +159,7 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     : [];
 
   // JPIP (target=/cid=/cnew= requests, or paths under JPIP_PREFIX): sessions and packet indexes.
-  const jpip = new JpipService(config, logger);
+  const jpip = new JpipService(config, logger, undefined, deps.indexes);
 
   function respond(status: number, headers: Headers, body: Buffer, head: boolean): ServerResponse {
     const all: Headers = [['Server', SERVER_NAME], ['X-Powered-By', 'IIPImage'], ...headers];

@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { clearLevelCache } from '../decoders/jpeg2000/index.js';
 import { clearTileCache } from '../decoders/tiff/index.js';
 import { DecoderRegistry } from '../decoders/registry.js';
+import { IndexStore } from './jpeg2000/index-store.js';
 import { LayeredStore } from './cache/layered.js';
 import { MemcachedStore, parseMemcachedServers } from './cache/memcached.js';
 import { RamLruStore } from './cache/ram-lru.js';
@@ -61,7 +62,9 @@ export interface CoreOptions {
 export async function createServerCore(config: Config, logger: Logger, options: CoreOptions = {}): Promise<ServerCore> {
   // libvips' own operation cache holds decoded pixels of recent files; our caches do that job.
   sharp.cache(false);
-  const decoders = new DecoderRegistry(undefined, { maxLayers: config.maxLayers, indexDir: config.jpipCache || undefined });
+  // One store of JPEG 2000 packet indexes (persisted in JPIP_CACHE) for JPIP and the decoder.
+  const indexes = new IndexStore({ dir: config.jpipCache, log: (m) => logger.log(LOG.ERROR, m) });
+  const decoders = new DecoderRegistry(undefined, { maxLayers: config.maxLayers, indexStore: indexes });
   if (config.decoderModules) {
     const errors = await decoders.loadModules(config.decoderModules);
     for (const e of errors) logger.log(LOG.ERROR, `DECODER_MODULES: ${e}`);
@@ -98,7 +101,7 @@ export async function createServerCore(config: Config, logger: Logger, options: 
     logger.log(LOG.DETAIL, 'Memcached: off (MEMCACHED_SERVERS is not set)');
   }
   const cache = new LayeredStore(tiers);
-  const inner = createHandler({ config, logger, images, cache, formats: availableFormats() });
+  const inner = createHandler({ config, logger, images, cache, formats: availableFormats(), indexes });
 
   const metrics = new Metrics(options.worker ?? '0');
   const started = Date.now();

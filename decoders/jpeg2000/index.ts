@@ -22,10 +22,11 @@ import {
   type Siz,
 } from '../../src/jpeg2000/index.js';
 import { loadNativeAddon, type NativeAddon } from './native.js';
+import type { IndexStore } from '../../src/jpeg2000/index-store.js';
 import { describe, effectiveLayers, type DecodePlan } from './structure.js';
 import { cropLevel, decodedCache as levelCache, type DecodedLevel } from '../level-cache.js';
 import { decodeLevelWasm, wasmMaxPixels } from './wasm.js';
-import { builtSparseCodestreams, clearSparseIndexes, fileKey, sparseCodestreamsFor, type SparseCodestreams } from './sparse.js';
+import { builtSparseCodestreams, clearSparseIndexes, versionKey, sparseCodestreamsFor, type SparseCodestreams } from './sparse.js';
 
 export { effectiveLayers, pyramidLevels, VIRTUAL_TILE } from './structure.js';
 export { WASM_MAX_PIXELS, wasmMaxPixels } from './wasm.js';
@@ -141,10 +142,10 @@ export class Jpeg2000Decoder implements ImageDecoder {
     private readonly addon: NativeAddon | null,
     /** The codestream's image and tile geometry. */
     private readonly siz: Siz,
-    /** This version of the file (./sparse.ts fileKey), for the shared packet index. */
-    private readonly fileKey: string,
-    /** Where packet indexes persist (OpenOptions.indexDir; IIPSRV_J2K_INDEX_DIR overrides). */
-    private readonly indexDir: string | undefined,
+    /** This version of the file (./sparse.ts versionKey), for the shared packet index. */
+    private readonly versionKey: string,
+    /** Packet indexes: the server's store, else a folder (IIPSRV_J2K_INDEX_DIR overrides both). */
+    private readonly indexes: IndexStore | string | undefined,
     /** Whether sparse decodes may serve this image (no palette or channel mapping, POC, PPM). */
     private readonly sparseOk = false,
   ) {}
@@ -168,7 +169,7 @@ export class Jpeg2000Decoder implements ImageDecoder {
 
   /** The image's packet index (built once; null when the codestream cannot be indexed). */
   sparseIndex(): Promise<SparseCodestreams | null> {
-    this.sparse ??= sparseCodestreamsFor(this.path, this.fileKey, process.env.IIPSRV_J2K_INDEX_DIR || this.indexDir)
+    this.sparse ??= sparseCodestreamsFor(this.path, this.versionKey, process.env.IIPSRV_J2K_INDEX_DIR || this.indexes)
       .catch(() => null)
       .then((s) => (this.sparseReady = s));
     return this.sparse;
@@ -286,7 +287,7 @@ export class Jpeg2000Decoder implements ImageDecoder {
       if (route === 'wait') sparse = await this.sparseIndex();
       else if (route === 'ready') {
         void this.sparseIndex();
-        sparse = this.sparseReady ?? builtSparseCodestreams(this.fileKey) ?? null;
+        sparse = this.sparseReady ?? builtSparseCodestreams(this.versionKey) ?? null;
       }
       if (sparse && addon.decodeBuffer) {
         const cs = await sparse.build(area, k, layers);
@@ -388,8 +389,19 @@ export const jpeg2000Decoder: DecoderModule = {
       const addon = backend === 'native' ? loadNativeAddon().addon : null;
       const hdr = file.boxes?.header;
       const sparseOk = !hdr?.palette && !hdr?.channels && cs.header.poc.length === 0 && cs.header.ppm.length === 0;
-      const key = await fileKey(path);
-      return new Jpeg2000Decoder(info, summary, plan, path, options?.maxLayers ?? 0, addon, cs.siz, key, options?.indexDir, sparseOk);
+      const key = await versionKey(path);
+      return new Jpeg2000Decoder(
+        info,
+        summary,
+        plan,
+        path,
+        options?.maxLayers ?? 0,
+        addon,
+        cs.siz,
+        key,
+        options?.indexStore ?? options?.indexDir,
+        sparseOk,
+      );
     } catch (err) {
       throw withPath(err, path);
     } finally {

@@ -13,13 +13,11 @@
 // tiled file as one tile; an untiled image cut to the precincts the region needs. These make
 // OpenJPEG's set-up cost follow the region rather than the image.
 
-import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
-import { mkdir, open, readFile, realpath, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { openJpeg2000, reducedSize, type GridRect } from '../../src/jpeg2000/index.js';
-import { deserializeIndex, serializeIndex, writeAtomically, type FileIdentity } from '../../src/jpeg2000/index-store.js';
-import { buildPacketIndex, PacketIndex, type PacketIndexData } from '../../src/jpeg2000/packet-index.js';
+import { open, realpath, stat } from 'node:fs/promises';
+import { FileSource, readExactly, reducedSize, type GridRect } from '../../src/jpeg2000/index.js';
+import { IndexStore } from '../../src/jpeg2000/index-store.js';
+import type { PacketIndex } from '../../src/jpeg2000/packet-index.js';
 import { windowContent } from '../../src/protocols/jpip/window.js';
 import { croppedForm, fileForm, packetSlots, reducedForm, type Form, type FormSource, type TileOrder } from './forms.js';
 
@@ -75,6 +73,8 @@ export class SparseCodestreams {
   private readonly orders = new Map<number, TileOrder>();
   /** Forms without the top d resolutions and the last layers, by `d:layers` (null: cannot be made). */
   private readonly reduced = new Map<string, Form | null>();
+  /** The file's own form (every tile's order is read at open). */
+  private whole?: Form;
 
   private constructor(
     readonly path: string,
@@ -82,64 +82,45 @@ export class SparseCodestreams {
     private readonly mainHeader: Buffer,
     /** Time spent building (or loading) the index, ms. */
     readonly buildMs: number,
-    /** Whether the index came from `indexDir` rather than from the codestream. */
+    /** Whether the index was loaded from the store's folder rather than built from the codestream. */
     readonly loaded: boolean,
   ) {}
 
   /**
-   * Indexes `path` (throws for codestreams that cannot be indexed: POC, PPM/PPT, …). With
-   * `indexDir`, the index is loaded from there when it describes this version of the file, else
-   * built and saved there (the JPIP index store's file format and names: <sha1(real path)>-0.jpix).
+   * The sparse-codestream maker for `path` (throws for codestreams that cannot be indexed: POC,
+   * PPM/PPT, …). The packet index comes from `indexes` (./src/jpeg2000/index-store.ts: built
+   * once per file version, kept in memory and persisted in its folder, shared with JPIP), or,
+   * given a folder or nothing, from a store of its own over that folder (memory only without).
    */
-  static async open(path: string, indexDir?: string): Promise<SparseCodestreams> {
+  static async open(path: string, indexes?: IndexStore | string): Promise<SparseCodestreams> {
     const t0 = performance.now();
-    const file = await openJpeg2000(path);
+    // Without the server's store, a store of our own (sparseCodestreamsFor remembers the result).
+    const store = typeof indexes === 'object' ? indexes : new IndexStore({ dir: indexes ?? '' });
+    const real = await realpath(path);
+    const st = await stat(real);
+    const target = await store.target({ path: real, size: st.size, mtimeMs: st.mtimeMs });
+    const entry = await store.codestream(target, 0);
+    const index = entry.index;
+    const src = await FileSource.open(real);
     try {
-      const cs = file.codestream;
-      let saved: { file: string; id: FileIdentity } | undefined;
-      let data: PacketIndexData | undefined;
-      if (indexDir) {
-        const real = await realpath(path);
-        const st = await stat(real);
-        const id = { path: real, size: st.size, mtimeMs: st.mtimeMs };
-        saved = { file: join(indexDir, `${createHash('sha1').update(real).digest('hex')}-0.jpix`), id };
-        const buf = await readFile(saved.file).catch(() => undefined);
-        data = buf && deserializeIndex(buf, id, 0);
-      }
-      const loaded = data !== undefined;
-      if (!data) {
-        data = await buildPacketIndex(cs);
-        if (saved) {
-          const { file: to, id } = saved;
-          const bytes = serializeIndex(id, 0, data);
-          // Best effort: a read-only or full disk only costs a rebuild next time.
-          await mkdir(indexDir!, { recursive: true })
-            .then(() => writeAtomically(to, bytes))
-            .catch(() => undefined);
-        }
-      }
-      const index = new PacketIndex(data, cs.siz);
-      const main = stripMainHeader(await file.source.read(data.mainHeader.offset, data.mainHeader.length));
-      const self = new SparseCodestreams(path, index, main, performance.now() - t0, loaded);
-      for (let t = 0; t < index.tileCount; t++) await self.tileOrder(t, (o, n) => file.source.read(o, n));
+      const main = stripMainHeader(await readExactly(src, index.data.mainHeader.offset, index.data.mainHeader.length, 'main header'));
+      const self = new SparseCodestreams(path, index, main, performance.now() - t0, entry.loaded);
+      for (let t = 0; t < index.tileCount; t++) await self.tileOrder(t, (o, n) => readExactly(src, o, n, `tile ${t} header`));
       return self;
     } finally {
-      await file.close().catch(() => undefined);
+      await src.close();
     }
   }
 
-  private async tileOrder(t: number, read: (offset: number, length: number) => Promise<Buffer>): Promise<TileOrder> {
-    let o = this.orders.get(t);
-    if (o) return o;
+  /** Reads tile t's header and works out its packet order (once, at open). */
+  private async tileOrder(t: number, read: (offset: number, length: number) => Promise<Buffer>): Promise<void> {
     const index = this.index;
     const layout = index.layout(t);
     const slots = packetSlots(index, t, index.siz, layout, (c, r, p) => layout.components[c].resolutions[r].first + p);
     const pieces = index.data.tiles[t].header;
     const parts: Buffer[] = [];
     for (let k = 0; k < pieces.length; k += 2) parts.push(await read(pieces[k], pieces[k + 1]));
-    o = { slots, header: Buffer.concat(parts), sop: layout.coding.sop, eph: layout.coding.eph };
-    this.orders.set(t, o);
-    return o;
+    this.orders.set(t, { slots, header: Buffer.concat(parts), sop: layout.coding.sop, eph: layout.coding.eph });
   }
 
   /** The codestream form at reduction d with at most `layers` layers (./forms.ts), memoised. */
@@ -168,12 +149,11 @@ export class SparseCodestreams {
     const region = { x: rx0 - ox, y: ry0 - oy, w: Math.ceil(area.x1 / s) - rx0, h: Math.ceil(area.y1 / s) - ry0 };
     const fh = await open(this.path, 'r');
     try {
-      for (let t = 0; t < index.tileCount; t++) if (!this.orders.has(t)) await this.tileOrder(t, async (o, n) => readAt(fh, o, n));
       // The codestream of the reduced image with only the layers decoded (OpenJPEG then sets up
       // only the resolutions it decodes and parses no packets it would drop); else the full one.
       const all = index.data.codings.every((c) => layers === 0 || layers >= c.layers);
       const small = reduce > 0 || !all ? this.form(reduce, all ? 0 : layers) : null;
-      const base: Form = small ?? fileForm(this.source());
+      const base: Form = small ?? (this.whole ??= fileForm(this.source()));
       // Needed packets, by slot: the first `layers` packets of every precinct the region needs;
       // for the whole image, every packet of the form (when it holds only what is decoded).
       const need = new Uint8Array(index.data.lengths.length);
@@ -334,7 +314,7 @@ async function readAt(fh: Awaited<ReturnType<typeof open>>, offset: number, leng
   return buf;
 }
 
-/** Indexes of recently used files, by size, modification time and path (fileKey). */
+/** Indexes of recently used files, by size, modification time and path (versionKey). */
 const memo = new Map<string, { readonly promise: Promise<SparseCodestreams>; value?: SparseCodestreams }>();
 const MEMO_SIZE = 8;
 
@@ -344,21 +324,21 @@ export function clearSparseIndexes(): void {
 }
 
 /** The memo key of a version of a file: a changed file gets a new index. */
-export async function fileKey(path: string): Promise<string> {
+export async function versionKey(path: string): Promise<string> {
   const st = await stat(path);
   return `${st.size}:${st.mtimeMs}:${path}`;
 }
 
 /**
- * The packet index of the version `key` (fileKey) of `path`: shared by every decoder of that
+ * The packet index of the version `key` (versionKey) of `path`: shared by every decoder of that
  * version (the registry reopens images), built on first use.
  */
-export function sparseCodestreamsFor(path: string, key: string, indexDir?: string): Promise<SparseCodestreams> {
+export function sparseCodestreamsFor(path: string, key: string, indexes?: IndexStore | string): Promise<SparseCodestreams> {
   let entry = memo.get(key);
   if (entry) {
     memo.delete(key);
   } else {
-    const promise = SparseCodestreams.open(path, indexDir);
+    const promise = SparseCodestreams.open(path, indexes);
     const made: { promise: Promise<SparseCodestreams>; value?: SparseCodestreams } = { promise };
     // A failure is not remembered: the next decoder tries again.
     promise.then(

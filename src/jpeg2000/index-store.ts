@@ -27,6 +27,8 @@ export interface CodestreamEntry {
   readonly csn: number;
   readonly index: PacketIndex;
   readonly header: MainHeader;
+  /** Whether the index was loaded from the folder rather than built from the codestream. */
+  readonly loaded: boolean;
 }
 
 /** What JPIP needs of one file: its kind, codestream locations and metadata bins. */
@@ -225,7 +227,7 @@ export class IndexStore {
         const data = buf && deserializeIndex(buf, target.file, csn);
         if (data) {
           this.stats.loaded++;
-          return { csn, index: new PacketIndex(data, cs.siz), header: cs.header };
+          return { csn, index: new PacketIndex(data, cs.siz), header: cs.header, loaded: true };
         }
       }
       const data = await buildPacketIndex(cs);
@@ -242,7 +244,7 @@ export class IndexStore {
           );
         }
       }
-      return { csn, index: new PacketIndex(data, cs.siz), header: cs.header };
+      return { csn, index: new PacketIndex(data, cs.siz), header: cs.header, loaded: false };
     } finally {
       await src.close();
     }

@@ -204,6 +204,8 @@ export class JpipService {
     private readonly config: Config,
     logger: Logger,
     private readonly settings: JpipSettings = jpipSettings(config),
+    /** The packet indexes, shared with the JPEG 2000 decoder (a new store when not given). */
+    indexes?: IndexStore,
   ) {
     this.rules = { prefix: config.filesystemPrefix, suffix: config.filesystemSuffix };
     this.sessions = new SessionStore({
@@ -212,7 +214,7 @@ export class JpipService {
       maxModelBytes: settings.maxModelBytes,
       ...(settings.sharedSessions ? { shared: settings.sharedSessions } : {}),
     });
-    this.indexes = new IndexStore({ dir: settings.cacheDir, log: (m) => logger.log(LOG.ERROR, m) });
+    this.indexes = indexes ?? new IndexStore({ dir: settings.cacheDir, log: (m) => logger.log(LOG.ERROR, m) });
   }
 
   matches(req: ServerRequest): boolean {

@@ -5,7 +5,7 @@
 // otherwise), and the sparse codestream carries only a fraction of the packets.
 
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +14,7 @@ import type { RawImage } from '../../../decoders/decoder.js';
 import { jpeg2000Decoder, type Jpeg2000Decoder } from '../../../decoders/jpeg2000/index.js';
 import { clearSparseIndexes, SparseCodestreams, type SparseStats } from '../../../decoders/jpeg2000/sparse.js';
 import type { Rect } from '../../../src/core/view.js';
+import { IndexStore } from '../../../src/jpeg2000/index-store.js';
 import { makeJ2kSource, makeYccFixtures, opjDecompress, pnmBytes, psnr } from '../../fixtures/make-jp2.js';
 
 const run = promisify(execFile);
@@ -219,6 +220,17 @@ describe('sparse codestream decodes equal opj_decompress', () => {
         expect(got.data.equals(want.data), `${spec.name} level ${level} ${JSON.stringify(rect)}`).toBe(true);
       }
     }
+  });
+
+  it('takes the index from a given store (the one JPIP uses): built once for both', async () => {
+    const store = new IndexStore({ dir: '' });
+    const path = files['lrcp-noplt.jp2'].path;
+    const a = await SparseCodestreams.open(path, store);
+    const real = await realpath(path);
+    const st = await stat(real);
+    const entry = await store.codestream(await store.target({ path: real, size: st.size, mtimeMs: st.mtimeMs }), 0);
+    expect(entry.index).toBe(a.index);
+    expect(store.stats.built).toBe(1);
   });
 
   it('keeps the index in OpenOptions.indexDir (the JPIP cache) and loads it in a new process', async () => {
