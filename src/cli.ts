@@ -14,7 +14,7 @@ import { createHttpFrontEnd } from './frontends/http.js';
 import { createLogger, LOG, setLogPrefix } from './log.js';
 import { rootOf } from './image/resolve.js';
 import { createServerCore } from './server.js';
-import { fetchMetrics, formatStatus } from './status.js';
+import { fetchMetrics, formatStatus, parseHostPort } from './status.js';
 import { createViewerRoutes, listImages, packageRoot } from './viewer.js';
 import { connectWorker, parseWorkers, runMaster, workerSlot } from './workers.js';
 
@@ -84,14 +84,6 @@ export function parseArgs(argv: string[]): Args {
   return args;
 }
 
-function hostPort(spec: string, defaultHost: string | undefined): { host: string | undefined; port: number } | undefined {
-  const m = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(spec);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (port > 65535) return undefined;
-  return { host: m[1] || defaultHost, port };
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const version = JSON.parse(fs.readFileSync(`${packageRoot()}/package.json`, 'utf8')).version as string;
@@ -138,7 +130,7 @@ async function main(): Promise<void> {
       logger.log(LOG.ERROR, 'CGI-only mode detected');
       fail('no --bind, no --http, and file descriptor 0 is not a listening socket (CGI is not supported)');
     }
-    const unixPath = args.bind && !hostPort(args.bind, '0.0.0.0') ? args.bind : undefined;
+    const unixPath = args.bind && !parseHostPort(args.bind, '0.0.0.0') ? args.bind : undefined;
     logger.log(LOG.ERROR, `Starting ${args.workers} worker processes`);
     await runMaster({ workers: args.workers, logger, unixPath });
     return;
@@ -150,7 +142,7 @@ async function main(): Promise<void> {
   let close: () => Promise<void>;
 
   if (args.http) {
-    const hp = hostPort(args.http, undefined);
+    const hp = parseHostPort(args.http, undefined);
     if (!hp) fail(`--http expects [host:]port but received "${args.http}"`);
     const front = createHttpFrontEnd(core.handler, {
       staticRoute: createViewerRoutes(rootOf(config.filesystemPrefix)),
@@ -182,7 +174,7 @@ async function main(): Promise<void> {
     const fcgi = createFastCgiServer(core.handler, { logger: (l, m) => logger.log(l, m) });
     core.trackConnections(fcgi.server);
     if (args.bind) {
-      const hp = hostPort(args.bind, '0.0.0.0');
+      const hp = parseHostPort(args.bind, '0.0.0.0');
       try {
         if (hp) await fcgi.listenTcp(hp.host ?? '0.0.0.0', hp.port, args.backlog);
         // Workers share the master's socket: the stale-socket check would see it live.

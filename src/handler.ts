@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ImageServerError, toServerError } from './core/errors.js';
+import { cvtLimits } from './core/geometry.js';
 import type { Config } from './config.js';
 import type { ServerRequest, ServerResponse } from './handler-types.js';
 import { LOG, type Logger } from './log.js';
@@ -136,11 +137,10 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     cors: config.cors !== '',
     iipErrorStatus200: config.iipErrorStatus200,
   };
-  const limit = config.maxCvt > 0 ? config.maxCvt : -1;
   // Encoders, TIFF output, interpolation and the watermark (which also rules out passthrough).
   const encoder = renderSettings(config);
   const planOptions: PlanOptions = {
-    limits: { maxWidth: limit, maxHeight: limit, maxArea: limit > 0 ? limit * limit : 0, allowUpscaling: config.allowUpscaling },
+    limits: cvtLimits(config.maxCvt, config.allowUpscaling),
     codecPassthrough: config.codecPassthrough && passthroughAllowed(encoder),
   };
   const encoderKey = settingsKey(encoder);

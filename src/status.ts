@@ -20,11 +20,19 @@ export interface FastCgiAnswer {
   readonly body: Buffer;
 }
 
+/** `host:port`, `[v6]:port` or `:port`/`port` (then `defaultHost`); undefined for anything else. */
+export function parseHostPort(spec: string, defaultHost: string | undefined): { host: string | undefined; port: number } | undefined {
+  const m = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(spec);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port > 65535) return undefined;
+  return { host: m[1] || defaultHost, port };
+}
+
 /** `host:port`, `:port` or a UNIX socket path, as `--bind` takes them. */
 export function parseTarget(spec: string): FastCgiTarget {
-  const m = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(spec);
-  if (m) return { host: m[1] || '127.0.0.1', port: Number(m[2]) };
-  return { path: spec };
+  const hp = parseHostPort(spec, '127.0.0.1');
+  return hp ? { host: hp.host!, port: hp.port } : { path: spec };
 }
 
 /** One FastCGI request (GET, given params), answered as status, headers and body. */

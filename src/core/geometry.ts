@@ -100,6 +100,12 @@ export interface SizeLimits {
   readonly allowUpscaling: boolean;
 }
 
+/** MAX_CVT (and ALLOW_UPSCALING) as size limits: the planner, canonical links and info.json agree. */
+export function cvtLimits(maxCvt: number, allowUpscaling: boolean): SizeLimits {
+  const m = maxCvt > 0 && Number.isFinite(maxCvt) ? maxCvt : -1;
+  return { maxWidth: m, maxHeight: m, maxArea: m > 0 ? m * m : 0, allowUpscaling };
+}
+
 const positive = (n: number): boolean => Number.isFinite(n) && n > 0;
 
 /**

@@ -3,7 +3,7 @@
 // (§5.5, §5.6, with §13 items 6, 8, 19 fixed). Built with JSON.stringify, so every string is
 // escaped properly, and never decoded or `%`-rewritten.
 
-import { iiifSizes, scaleFactors, type Size } from '../core/geometry.js';
+import { cvtLimits, iiifSizes, scaleFactors, type Size } from '../core/geometry.js';
 import type { ImageInfo } from '../core/image-info.js';
 import type { FormattedBody, ProtocolInput, ProtocolOptions } from './protocol.js';
 import { isOutputFormat, type IiifVersion } from './iiif-parse.js';
@@ -99,9 +99,8 @@ function physdim(info: ImageInfo): object[] | undefined {
 
 /** maxWidth/maxHeight/maxArea from MAX_CVT; none when unlimited (iipsrv printed 4294967295). */
 function limits(options: ProtocolOptions): { maxWidth: number; maxHeight: number; maxArea: number } | undefined {
-  const m = options.maxCvt;
-  if (!(m > 0) || !Number.isFinite(m)) return undefined;
-  return { maxWidth: m, maxHeight: m, maxArea: m * m };
+  const { maxWidth, maxHeight, maxArea } = cvtLimits(options.maxCvt, options.allowUpscaling);
+  return maxWidth > 0 ? { maxWidth, maxHeight, maxArea } : undefined;
 }
 
 /** The formats that really work (iipsrv advertised `tif` and then refused it). */

@@ -3,29 +3,15 @@
 // needs the image's dimensions (clipping, upscaling, limits) is judged later by core/geometry.
 
 import { ImageServerError } from '../core/errors.js';
+import { decodePercent } from './percent.js';
 import { CONTENT_TYPES } from '../core/view.js';
 import type { OutputFormat, Quality, RegionSpec, Rotation, SizeSpec } from '../core/view.js';
 
 export type IiifVersion = 2 | 3;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * Decodes `%XX` sequences exactly once (RFC 3986: `+` stays a plus, unlike a query value).
- * A `%` not followed by two hex digits is kept literally, so a carelessly unencoded `100%.tif`
- * still names its file; bytes that are not UTF-8 once decoded cannot name a file and are a 400.
- */
+/** Decodes `%XX` sequences exactly once (RFC 3986: `+` stays a plus, unlike a query value). */
 export function percentDecode(s: string): string {
-  if (!s.includes('%')) return s;
-  return s.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
-    const bytes = new Uint8Array(run.length / 3);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(run.slice(i * 3 + 1, i * 3 + 3), 16);
-    try {
-      return utf8.decode(bytes);
-    } catch {
-      throw new ImageServerError('BAD_REQUEST', 'IIIF: the request is not valid UTF-8 once percent-decoded');
-    }
-  });
+  return decodePercent(s, 'IIIF', false);
 }
 
 /** Unsigned decimal, fractions allowed (`10`, `10.5`, `.5`); no sign, no exponent. */

@@ -4,7 +4,7 @@
 // headers of image responses and the text/plain error body. Pure: no files, caches or sockets.
 
 import { ImageServerError } from '../core/errors.js';
-import { resolveRegion, resolveSize, scaleFactors, tileRect } from '../core/geometry.js';
+import { cvtLimits, resolveRegion, resolveSize, scaleFactors, tileRect } from '../core/geometry.js';
 import type { Size, SizeLimits } from '../core/geometry.js';
 import type { ImageInfo } from '../core/image-info.js';
 import type { Rect, RegionView, ViewRequest } from '../core/view.js';
@@ -104,8 +104,7 @@ function parse(input: ProtocolInput): ProtocolAnswer {
 
 /** MAX_CVT as geometry limits, the way the image planner applies them (-1: unlimited). */
 export function sizeLimits(options: ProtocolOptions): SizeLimits {
-  const m = options.maxCvt > 0 ? options.maxCvt : -1;
-  return { maxWidth: m, maxHeight: m, maxArea: m > 0 ? m * m : 0, allowUpscaling: options.allowUpscaling };
+  return cvtLimits(options.maxCvt, options.allowUpscaling);
 }
 
 function imageHeaders(

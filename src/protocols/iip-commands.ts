@@ -18,6 +18,7 @@
 
 import { ImageServerError, type ErrorCode } from '../core/errors.js';
 import { NO_ROTATION, type Colormap, type OutputFormat, type Processing, type Quality, type Rotation } from '../core/view.js';
+import { decodePercent } from './percent.js';
 import type { ImageMember } from './protocol.js';
 
 /** One line of an IIP error body: `<class> <number>` and its argument. */
@@ -146,24 +147,9 @@ export function tokenise(request: string): Array<readonly [string, string]> {
   return out;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * Decodes a query value: `+` is a space (form encoding) unless `plusIsSpace` is false (a path),
- * `%XX` runs are UTF-8. A `%` without two hex digits stays literal. Throws on invalid UTF-8.
- */
+/** Decodes a query value: `+` is a space (form encoding) unless `plusIsSpace` is false (a path). */
 export function decodeValue(s: string, plusIsSpace = true): string {
-  const spaced = plusIsSpace ? s.replace(/\+/g, ' ') : s;
-  if (!spaced.includes('%')) return spaced;
-  return spaced.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
-    const bytes = new Uint8Array(run.length / 3);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(run.slice(i * 3 + 1, i * 3 + 3), 16);
-    try {
-      return utf8.decode(bytes);
-    } catch {
-      throw new ImageServerError('BAD_REQUEST', 'IIP: the request is not valid UTF-8 once percent-decoded');
-    }
-  });
+  return decodePercent(s, 'IIP', plusIsSpace);
 }
 
 /** A setter value decoded, or as sent when it does not decode. */
@@ -278,6 +264,12 @@ const SETTERS = new Set([
   'cnv',
 ]);
 const OUTPUTS = new Set(['obj', 'jtl', 'jtls', 'ptl', 'wtl', 'atl', 'ttl', 'til', 'cvt', 'pfl', 'spectra', 'iiif', 'zoomify', 'deepzoom']);
+
+/** Whether `name` (any case) is an IIP command, setter or output (IIIF/Zoomify/DeepZoom included). */
+export function isIipCommand(name: string): boolean {
+  const n = name.toLowerCase();
+  return SETTERS.has(n) || OUTPUTS.has(n);
+}
 
 const CVT_FORMATS: Readonly<Record<string, OutputFormat>> = {
   jpeg: 'jpg',

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../../config.js';
 import { ImageServerError } from '../../core/errors.js';
+import { isIipCommand } from '../iip-commands.js';
 import type { ServerRequest } from '../../handler-types.js';
 import { resolveWithFallback, type PathRules } from '../../image/resolve.js';
 import { LOG, type Logger } from '../../log.js';
@@ -69,9 +70,6 @@ export const JPIP_EXPOSED_HEADERS =
 
 /** Fields that only JPIP uses; one of them (and no other protocol's command) makes a request JPIP. */
 const JPIP_KEYS = new Set(['target', 'tid', 'cid', 'cnew', 'cclose']);
-/** Commands of the other protocols (IIP and the ones it delegates to); any of them wins. */
-const OTHER_KEYS =
-  /^(fif|obj|cvt|jtl|ptl|wtl|atl|ttl|til|wid|hei|rgn|qlt|sds|cnt|gam|cmp|inv|spectra|pfl|lyr|col|shd|minmax|ctw|rot|iiif|zoomify|deepzoom)$/i;
 
 const pathOf = (req: ServerRequest): string => req.requestUri.split('?')[0];
 
@@ -95,7 +93,8 @@ export function isJpipRequest(req: ServerRequest, prefix: string): boolean {
     const eq = token.indexOf('=');
     const name = eq < 0 ? token : token.slice(0, eq);
     if (JPIP_KEYS.has(name)) jpip = true;
-    else if (OTHER_KEYS.test(name) || protocolByName(name)) return false;
+    // A command of another protocol (IIP and the ones it delegates to) wins.
+    else if (isIipCommand(name) || protocolByName(name)) return false;
   }
   return jpip;
 }
