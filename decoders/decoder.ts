@@ -15,6 +15,12 @@ export interface EncodedTile {
   readonly data: Buffer;
 }
 
+/** Whether `rect` is a non-empty rectangle of whole pixels inside a `width`×`height` level. */
+export function rectInLevel(rect: Rect, width: number, height: number): boolean {
+  const { x, y, width: w, height: h } = rect;
+  return [x, y, w, h].every(Number.isInteger) && x >= 0 && y >= 0 && w > 0 && h > 0 && x + w <= width && y + h <= height;
+}
+
 /** Per-read choices that only some codecs act on; every field is optional and others ignore it. */
 export interface ReadOptions {
   /**
@@ -51,9 +57,10 @@ export interface ImageDecoder {
   readRegion(level: number, rect: Rect, options?: ReadOptions): Promise<RawImage>;
   /**
    * The stored bytes of one tile as a standalone file, or null when that tile cannot be passed
-   * through (an edge tile, a codec or layout that needs decoding). Optional capability.
+   * through (an edge tile, a codec or layout that needs decoding). With `wanted`, null without
+   * reading anything when the tile is stored in another format. Optional capability.
    */
-  readEncodedTile?(level: number, col: number, row: number): Promise<EncodedTile | null>;
+  readEncodedTile?(level: number, col: number, row: number, wanted?: EncodedTile['format']): Promise<EncodedTile | null>;
   /**
    * Optional fast path: a sharp pipeline yielding `rect` of `level` as 8-bit sRGB or grey
    * samples, for views that need no sample processing, so that the renderer can add resize,

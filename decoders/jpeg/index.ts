@@ -6,7 +6,7 @@
 // (slow for very large JPEGs, as in iipsrv: make a pyramid for those).
 
 import sharp, { type Metadata, type Sharp } from 'sharp';
-import type { DecoderModule, ImageDecoder, RawImage } from '../decoder.js';
+import { rectInLevel, type DecoderModule, type ImageDecoder, type RawImage } from '../decoder.js';
 import type { ImageInfo, Level, PhysicalResolution } from '../../src/core/image-info.js';
 import type { Rect } from '../../src/core/view.js';
 import { ImageServerError } from '../../src/core/errors.js';
@@ -66,8 +66,7 @@ class JpegDecoder implements ImageDecoder {
   async readRegion(level: number, rect: Rect): Promise<RawImage> {
     const l = this.info.levels[level];
     const { x, y, width, height } = rect;
-    const ok = [x, y, width, height].every(Number.isInteger) && x >= 0 && y >= 0 && width > 0 && height > 0;
-    if (!l || !ok || x + width > l.width || y + height > l.height) {
+    if (!l || !rectInLevel(rect, l.width, l.height)) {
       throw new ImageServerError('BAD_REGION', undefined, `${this.path}: level ${level} rect ${JSON.stringify(rect)}`);
     }
     const c = this.info.channels;

@@ -8,7 +8,7 @@
 
 import { createRequire } from 'node:module';
 import sharp from 'sharp';
-import type { DecoderModule, ImageDecoder, OpenOptions, RawImage, ReadOptions } from '../decoder.js';
+import { rectInLevel, type DecoderModule, type ImageDecoder, type OpenOptions, type RawImage, type ReadOptions } from '../decoder.js';
 import type { ImageInfo } from '../../src/core/image-info.js';
 import type { Rect } from '../../src/core/view.js';
 import { ImageServerError } from '../../src/core/errors.js';
@@ -180,9 +180,7 @@ export class Jpeg2000Decoder implements ImageDecoder {
     if (!Number.isInteger(level) || !l) {
       throw new ImageServerError('BAD_TILE', undefined, `${this.path}: level ${level} of ${this.info.levels.length}`);
     }
-    const { x, y, width, height } = rect;
-    const ok = [x, y, width, height].every(Number.isInteger) && x >= 0 && y >= 0 && width > 0 && height > 0;
-    if (!ok || x + width > l.width || y + height > l.height) {
+    if (!rectInLevel(rect, l.width, l.height)) {
       throw new ImageServerError('BAD_REGION', undefined, `${this.path}: level ${level} rect ${JSON.stringify(rect)}`);
     }
     const layers = effectiveLayers(this.plan.layers, this.maxLayers, options?.layers);

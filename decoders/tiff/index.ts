@@ -6,7 +6,7 @@
 // (TileLength is read for the tile height; palette images are RGB throughout).
 
 import sharp, { type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
-import type { DecoderModule, EncodedTile, ImageDecoder, RawImage, RegionPipeline } from '../decoder.js';
+import { rectInLevel, type DecoderModule, type EncodedTile, type ImageDecoder, type RawImage, type RegionPipeline } from '../decoder.js';
 import { borrow, giveBack } from '../sample-pool.js';
 import type { ColourSpace, ImageInfo, Level, PhysicalResolution, SampleFormat } from '../../src/core/image-info.js';
 import type { Rect } from '../../src/core/view.js';
@@ -332,19 +332,16 @@ class TiffDecoder implements ImageDecoder {
   regionPipeline(level: number, rect: Rect): RegionPipeline | null | Promise<RegionPipeline> {
     if (this.plan.raw || this.plan.depth !== 8 || this.info.colourSpace === 'cielab' || this.info.channels > 4) return null;
     const src = this.source(level);
-    const { x, y, width, height } = rect;
-    const ok = [x, y, width, height].every(Number.isInteger) && x >= 0 && y >= 0 && width > 0 && height > 0;
-    if (!ok || x + width > src.level.width || y + height > src.level.height) return null;
+    if (!rectInLevel(rect, src.level.width, src.level.height)) return null;
     if (this.tileCached(src)) return this.cachedPipeline(src, level, rect);
+    const { x, y, width, height } = rect;
     const img = sharpFor(this.path, src).extract({ left: x, top: y, width, height });
     return { image: this.plan.colourspace ? img.toColourspace(this.plan.colourspace) : img };
   }
 
   async readRegion(level: number, rect: Rect): Promise<RawImage> {
     const src = this.source(level);
-    const { x, y, width, height } = rect;
-    const ok = [x, y, width, height].every(Number.isInteger) && x >= 0 && y >= 0 && width > 0 && height > 0;
-    if (!ok || x + width > src.level.width || y + height > src.level.height) {
+    if (!rectInLevel(rect, src.level.width, src.level.height)) {
       throw new ImageServerError('BAD_REGION', undefined, `${this.path}: level ${level} rect ${JSON.stringify(rect)}`);
     }
     if (this.plan.raw) return this.readRaw(src, level, rect);
@@ -431,7 +428,7 @@ class TiffDecoder implements ImageDecoder {
     };
   }
 
-  async readEncodedTile(level: number, col: number, row: number): Promise<EncodedTile | null> {
+  async readEncodedTile(level: number, col: number, row: number, wanted?: EncodedTile['format']): Promise<EncodedTile | null> {
     const src = this.source(level);
     const ifd = src.ifd;
     if (!ifd.isTiled) return null;
@@ -445,12 +442,11 @@ class TiffDecoder implements ImageDecoder {
     if (ifd.planarConfig === 2 && ifd.samplesPerPixel > 1) return null;
     if (ifd.bitsPerSample[0] !== 8 || ifd.sampleFormat[0] !== 1 || ifd.extraSamples.length > 0) return null;
     const index = row * ifd.tilesAcross + col;
-    if (ifd.compression === 7) return this.jpegTile(ifd, index);
-    if (ifd.compression === 50001) {
-      const data = await ifd.readTile(index);
-      return isWebp(data) ? { format: 'webp', data } : null;
-    }
-    return null;
+    const stored = ifd.compression === 7 ? 'jpg' : ifd.compression === 50001 ? 'webp' : undefined;
+    if (stored === undefined || (wanted !== undefined && wanted !== stored)) return null;
+    if (stored === 'jpg') return this.jpegTile(ifd, index);
+    const data = await ifd.readTile(index);
+    return isWebp(data) ? { format: 'webp', data } : null;
   }
 
   private async jpegTile(ifd: Ifd, index: number): Promise<EncodedTile | null> {

@@ -234,7 +234,8 @@ export async function render(decoder: ImageDecoder, plan: RenderPlan, settings: 
   const info = decoder.info;
   const marking = watermarkActive(settings.watermark);
   if (plan.passthroughCandidate && plan.tile && decoder.readEncodedTile && !marking && info.colourSpace !== 'cielab') {
-    const stored = await decoder.readEncodedTile(plan.level, plan.tile.col, plan.tile.row);
+    const wanted = plan.format === 'jpg' || plan.format === 'webp' ? plan.format : undefined;
+    const stored = wanted ? await decoder.readEncodedTile(plan.level, plan.tile.col, plan.tile.row, wanted) : null;
     if (stored && stored.format === plan.format) {
       return { contentType: CONTENT_TYPES[plan.format], body: stored.data, passthrough: true };
     }

@@ -414,6 +414,10 @@ describe('readEncodedTile', () => {
     const region = await d.readRegion(0, { x: 256, y: 256, width: 256, height: 256 });
     expect(diffStats(decoded.data, region.data).mean).toBeLessThan(1);
     expect(await d.readEncodedTile!(0, 4, 1)).toBeNull();
+    // Asked for another format, nothing is read.
+    expect(await d.readEncodedTile!(0, 1, 1, 'jpg')).toBeNull();
+    expect((await d.readEncodedTile!(0, 1, 1, 'webp'))?.format).toBe('webp');
+    expect(await (await dec('jpegPyramid')).readEncodedTile!(0, 1, 1, 'webp')).toBeNull();
   });
 });
 
