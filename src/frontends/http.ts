@@ -2,6 +2,7 @@
 // handler, and offers a hook for a few static routes (the demo viewer). It knows nothing
 // about images.
 
+import { LOG } from '../log.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { STATUS_TEXT, type RequestHandler, type ServerRequest } from '../handler-types.js';
@@ -90,7 +91,7 @@ export function createHttpFrontEnd(handler: RequestHandler, options: HttpOptions
       for (const [k, v] of grouped) res.setHeader(k, v.length === 1 ? v[0] : v);
       res.end(response.body.length > 0 ? response.body : undefined);
     } catch (err) {
-      options.logger?.(1, `http front end: ${(err as Error).message}`);
+      options.logger?.(LOG.ERROR, `http front end: ${(err as Error).message}`);
       if (!res.headersSent) {
         res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': 21 });
         res.end('Internal server error');

@@ -3,6 +3,7 @@
 // protocol errors). Failures stay inside this connection: nothing here throws to the caller.
 
 import type { Socket } from 'node:net';
+import { LOG } from '../../log.js';
 import { STATUS_TEXT, type RequestHandler, type ServerRequest, type ServerResponse } from '../../handler-types.js';
 import {
   FCGI_CHUNK,
@@ -22,9 +23,8 @@ import {
   type FcgiRecord,
 } from './records.js';
 
+/** Where the front end reports (levels as ../../log.ts LOG: shown when VERBOSITY >= level). */
 export type Logger = (level: number, msg: string) => void;
-/** Verbosity levels in iipsrv's sense: a message is shown when VERBOSITY >= level. */
-export const LogLevel = { ERROR: 1, WARN: 2, DEBUG: 5 } as const;
 
 export interface ConnectionOptions {
   logger?: Logger;
@@ -146,7 +146,7 @@ export class FastCgiConnection {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onPeerEnd());
-    socket.on('error', (err) => this.log(LogLevel.DEBUG, `socket error: ${describe(err)}`));
+    socket.on('error', (err) => this.log(LOG.DEBUG, `socket error: ${describe(err)}`));
     socket.on('close', () => {
       this.dead = true;
     });
@@ -180,7 +180,7 @@ export class FastCgiConnection {
         if (this.dead) return;
       }
     } catch (err) {
-      const level = err instanceof FastCgiProtocolError ? LogLevel.WARN : LogLevel.ERROR;
+      const level = err instanceof FastCgiProtocolError ? LOG.DETAIL : LOG.ERROR;
       this.log(level, `closing connection: ${describe(err)}`);
       this.destroy();
     }
@@ -267,7 +267,7 @@ export class FastCgiConnection {
     }
     r.stdinBytes += content.length;
     if (r.stdinBytes > this.options.maxBodyBytes) {
-      this.log(LogLevel.WARN, `request body over ${this.options.maxBodyBytes} bytes (id ${r.id})`);
+      this.log(LOG.DETAIL, `request body over ${this.options.maxBodyBytes} bytes (id ${r.id})`);
       this.end(r, textReply(413, 'Request body too large'));
       return;
     }
@@ -278,7 +278,7 @@ export class FastCgiConnection {
     if (!r.pairs || !r.stdinDone || r.started) return;
     r.started = true;
     this.run(r, r.pairs, Buffer.concat(r.stdin)).catch((err: unknown) => {
-      this.log(LogLevel.ERROR, `closing connection: ${describe(err)}`);
+      this.log(LOG.ERROR, `closing connection: ${describe(err)}`);
       this.destroy();
     });
     r.stdin = [];
@@ -292,7 +292,7 @@ export class FastCgiConnection {
       if (!(res.body instanceof Uint8Array)) throw new TypeError('response body is not a Buffer');
       reply = [responseHead(res), Buffer.from(res.body.buffer, res.body.byteOffset, res.body.length)];
     } catch (err) {
-      this.log(LogLevel.ERROR, `handler failed: ${describe(err)}`);
+      this.log(LOG.ERROR, `handler failed: ${describe(err)}`);
       reply = textReply(500, 'Internal Server Error');
     }
     if (!r.ended && !this.dead) this.end(r, reply);
@@ -343,7 +343,7 @@ export class FastCgiConnection {
         }
         this.maybeClose();
       })
-      .catch((err: unknown) => this.log(LogLevel.DEBUG, `write failed: ${describe(err)}`));
+      .catch((err: unknown) => this.log(LOG.DEBUG, `write failed: ${describe(err)}`));
   }
 
   private async write(slices: Iterable<Buffer>): Promise<void> {

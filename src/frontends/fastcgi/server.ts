@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import type { RequestHandler } from '../../handler-types.js';
-import { FastCgiConnection, LogLevel, type Logger } from './connection.js';
+import { LOG } from '../../log.js';
+import { FastCgiConnection, type Logger } from './connection.js';
 
 export interface FastCgiServerOptions {
   logger?: Logger;
@@ -56,7 +57,7 @@ export function createFastCgiServer(handler: RequestHandler, options: FastCgiSer
   });
   server.on('error', (err) => {
     try {
-      options.logger?.(LogLevel.ERROR, `fastcgi server error: ${err.message}`);
+      options.logger?.(LOG.ERROR, `fastcgi server error: ${err.message}`);
     } catch {
       // ignore logger failures
     }
