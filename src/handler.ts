@@ -173,7 +173,7 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     const headers: Headers = [
       ['Content-Type', formatted.contentType],
       ['Cache-Control', 'no-cache'],
-      ...(formatted.headers ?? []).map(([k, v]) => [k, v] as [string, string]),
+      ...headersOf(formatted),
       ...corsHeaders,
     ];
     if (err.status === 405) headers.push(['Allow', ALLOW]);
@@ -181,16 +181,17 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
   }
 
   /**
-   * Last-Modified, Cache-Control and a strong ETag (file identity plus what was asked) for one
-   * answer, and the 304 to send instead when the client already has it.
+   * Last-Modified, Cache-Control and a strong ETag (file identity plus what was asked: `variant`,
+   * hashed here unless `tag` already is a hash) for one answer, and the 304 to send instead when
+   * the client already has it (with the protocol's own headers, `extra`, as the 200 would).
    */
   function conditional(
     req: ServerRequest,
     src: ImageSource,
-    variant: string,
+    variant: { text: string } | { tag: string },
     extra: Headers = [],
   ): { common: Headers; cached?: ServerResponse } {
-    const h = createHash('sha1').update(variant).digest('base64url').slice(0, 12);
+    const h = 'tag' in variant ? variant.tag : createHash('sha1').update(variant.text).digest('base64url').slice(0, 12);
     const etag = `"${src.file.size.toString(36)}-${Math.floor(src.file.mtimeMs).toString(36)}-${h}"`;
     const common: Headers = [
       ['Last-Modified', new Date(src.file.mtimeMs).toUTCString()],
@@ -198,9 +199,27 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
       ['ETag', etag],
     ];
     if (!notModified(req, src, etag)) return { common };
-    const headers = [...common, ...corsHeaders];
-    overrideCacheControl(headers, extra);
-    return { common, cached: respond(304, headers, Buffer.alloc(0), true) };
+    return { common, cached: respond(304, answerHeaders(undefined, common, extra), Buffer.alloc(0), true) };
+  }
+
+  /** A formatted body's own headers, as a mutable list. */
+  function headersOf(x: { headers?: ReadonlyArray<readonly [string, string]> }): Headers {
+    return (x.headers ?? []).map(([k, v]) => [k, v] as [string, string]);
+  }
+
+  /**
+   * An answer's headers: Content-Type, the common ones, CORS, then the protocol's own, whose
+   * Cache-Control (e.g. `private` for a negotiated IIIF version) replaces the configured one.
+   */
+  function answerHeaders(contentType: string | undefined, common: Headers, extra: Headers): Headers {
+    const isCc = ([k]: readonly [string, string]): boolean => k.toLowerCase() === 'cache-control';
+    const own = extra.some(isCc);
+    return [
+      ...(contentType === undefined ? [] : ([['Content-Type', contentType]] as Headers)),
+      ...(own ? common.filter((h) => !isCc(h)) : common),
+      ...corsHeaders,
+      ...extra,
+    ];
   }
 
   /** RFC 9110: If-None-Match wins; otherwise 304 when the file is not newer than the date. */
@@ -224,13 +243,7 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     }
     if (answer.kind === 'fixed') {
       // No image: no Last-Modified (iipsrv's empty one ended the headers early, §13 #10).
-      const extra = (answer.body.headers ?? []).map(([k, v]) => [k, v] as [string, string]);
-      const headers: Headers = [
-        ['Content-Type', answer.body.contentType],
-        ['Cache-Control', config.cacheControl],
-        ...corsHeaders,
-        ...extra,
-      ];
+      const headers = answerHeaders(answer.body.contentType, [['Cache-Control', config.cacheControl]], headersOf(answer.body));
       return respond(200, headers, Buffer.from(answer.body.body), head);
     }
     // A file, or the requested member (IIP SDS) of a FILENAME_PATTERN sequence (§11.5).
@@ -239,18 +252,16 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
 
     if (answer.kind === 'samples') {
       const { level, rect } = answer.region(src.info);
-      const { common, cached } = conditional(req, src, answer.variant);
+      const { common, cached } = conditional(req, src, { text: answer.variant });
       if (cached) return cached;
       const raw = await src.decoder.readRegion(level, rect, answer.layers !== undefined ? { layers: answer.layers } : undefined);
       const formatted = answer.format(raw, src.info);
-      const extra = (formatted.headers ?? []).map(([k, v]) => [k, v] as [string, string]);
-      const headers: Headers = [['Content-Type', formatted.contentType], ...common, ...corsHeaders, ...extra];
-      return respond(200, headers, Buffer.from(formatted.body), head);
+      return respond(200, answerHeaders(formatted.contentType, common, headersOf(formatted)), Buffer.from(formatted.body), head);
     }
 
     if (answer.kind === 'tiles') {
       const plans = answer.views(src.info).map((v) => planView(src.info, v, planOptions));
-      const { common, cached } = conditional(req, src, plans.map((p) => p.key).join('|'));
+      const { common, cached } = conditional(req, src, { text: plans.map((p) => p.key).join('|') });
       if (cached) return cached;
       // Each tile goes through the same cache and passthrough as a single tile; a few at a time
       // so that one large TIL neither serialises nor floods sharp's thread pool.
@@ -264,14 +275,10 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
       };
       await Promise.all(Array.from({ length: Math.min(TILES_IN_FLIGHT, plans.length) }, worker));
       const out = answer.combine(bodies, src.info);
-      const extra = (out.headers ?? []).map(([k, v]) => [k, v] as [string, string]);
-      const headers: Headers = [['Content-Type', out.contentType], ...common, ...corsHeaders, ...extra];
-      return { ...respond(200, headers, out.body, head), note: `${plans.length} tiles` };
+      return { ...respond(200, answerHeaders(out.contentType, common, headersOf(out)), out.body, head), note: `${plans.length} tiles` };
     }
 
     if (answer.kind === 'info') {
-      const { common, cached } = conditional(req, src, answer.variant);
-      if (cached) return cached;
       const memoKey = `${src.file.path}\0${src.file.size}\0${src.file.mtimeMs}\0${answer.variant}`;
       let body = infoMemo.get(memoKey);
       if (!body) {
@@ -280,32 +287,36 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
         if (infoMemo.size >= INFO_MEMO_MAX) infoMemo.clear();
         infoMemo.set(memoKey, body);
       }
-      const extra = (body.headers ?? []).map(([k, v]) => [k, v] as [string, string]);
-      const headers: Headers = [['Content-Type', body.contentType], ...common, ...corsHeaders, ...extra];
-      overrideCacheControl(headers);
-      return respond(200, headers, body.bytes, head);
+      const extra = headersOf(body);
+      const { common, cached } = conditional(req, src, { text: answer.variant }, extra);
+      if (cached) return cached;
+      return respond(200, answerHeaders(body.contentType, common, extra), body.bytes, head);
     }
 
     const view = answer.view(src.info);
     const plan = planView(src.info, view, planOptions);
-    const extra = (answer.headers?.(src.info, view) ?? []).map(([k, v]) => [k, v] as [string, string]);
-    const { common, cached } = conditional(req, src, plan.key, extra);
+    const extra = headersOf({ headers: answer.headers?.(src.info, view) });
+    // The cache key names the encoded bytes (plan and encoder settings): the ETag is its hash.
+    const key = cacheKey(src.file, `${plan.key}|${encoderKey}`);
+    const { common, cached } = conditional(req, src, { tag: key.slice(-12) }, extra);
     if (cached) return cached;
 
-    const { entry, note } = await renderCached(src, plan);
-    const headers: Headers = [['Content-Type', entry.contentType], ...common, ...corsHeaders, ...extra];
+    const { entry, note } = await renderCached(src, plan, key);
+    const headers = answerHeaders(entry.contentType, common, extra);
     if (!plan.tile && !answer.isTile) {
       const stem = path.basename(src.file.path).replace(/\.[^.]*$/, '');
       const disposition = req.method === 'POST' ? 'attachment' : 'inline';
       headers.push(['Content-Disposition', `${disposition}; filename="${stem}_${plan.width}x${plan.height}.${plan.format}"`]);
     }
-    overrideCacheControl(headers);
     return { ...respond(200, headers, entry.body, head), note };
   }
 
   /** The encoded output of a plan, from the cache or rendered (and then cached). */
-  async function renderCached(src: ImageSource, plan: RenderPlan): Promise<{ entry: { contentType: string; body: Buffer }; note: string }> {
-    const key = cacheKey(src.file, `${plan.key}|${encoderKey}`);
+  async function renderCached(
+    src: ImageSource,
+    plan: RenderPlan,
+    key = cacheKey(src.file, `${plan.key}|${encoderKey}`),
+  ): Promise<{ entry: { contentType: string; body: Buffer }; note: string }> {
     const hit = await cache.get(key);
     if (hit) {
       stats.cacheHits++;
@@ -317,15 +328,6 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     else stats.renders++;
     await cache.set(key, entry);
     return { entry, note: out.passthrough ? 'passthrough' : 'render' };
-  }
-
-  /** A protocol's own Cache-Control (e.g. `private` for a negotiated IIIF version) wins. */
-  function overrideCacheControl(headers: Headers, extra: Headers = headers): void {
-    const own = extra.filter(([k]) => k.toLowerCase() === 'cache-control');
-    if (own.length === 0 || (extra === headers && own.length === 1)) return;
-    const value = own[own.length - 1][1];
-    for (let i = headers.length - 1; i >= 0; i--) if (headers[i][0].toLowerCase() === 'cache-control') headers.splice(i, 1);
-    headers.push(['Cache-Control', value]);
   }
 
   const handler = async (req: ServerRequest): Promise<HandledResponse> => {

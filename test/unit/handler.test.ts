@@ -145,6 +145,28 @@ describe('handler', () => {
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body.toString())['@id']).toBe('http://example.org/iiif/red.tif');
     expect(res.headers.filter(([k]) => k === 'Cache-Control')).toEqual([['Cache-Control', 'private']]);
+    // Its 304 says so too.
+    const again = await core.handler(
+      req('/iiif/red.tif/info.json', {
+        headers: {
+          host: 'example.org',
+          accept: 'application/ld+json;profile="http://iiif.io/api/image/2/context.json"',
+          'if-none-match': header(res, 'etag')!,
+        },
+      }),
+    );
+    expect(again.status).toBe(304);
+    expect(again.headers.filter(([k]) => k === 'Cache-Control')).toEqual([['Cache-Control', 'private']]);
+  });
+
+  it('changes the ETag of an image when the encoder settings change', async () => {
+    const uri = '/iiif/red.tif/full/100,/0/default.jpg';
+    const a = header(await core.handler(req(uri)), 'etag');
+    const env = { FILESYSTEM_PREFIX: `${dir}/`, CORS: '*', URI_MAP: 'iiif=>IIIF', JPEG_QUALITY: '40' };
+    const other = await createServerCore(loadConfig(env).config, silentLogger);
+    const b = header(await other.handler(req(uri)), 'etag');
+    await other.close();
+    expect(a).not.toBe(b);
   });
 
   it('passes stored JPEG tiles through unchanged and counts it', async () => {
