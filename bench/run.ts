@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { makeSample } from '../scripts/make-sample.js';
 import { parsePrometheus, sumOf } from '../src/metrics.js';
-import { fastcgiRequest } from '../src/status.js';
+import { fetchMetrics } from '../src/status.js';
 import { ROOT, requireTool, startIipsrv, startMemcached, startNginx, startUnderSpawnFcgi, type Running } from '../scripts/servers.js';
 
 const W = 20000;
@@ -272,14 +272,7 @@ async function main(): Promise<void> {
     const made = wrk(nocacheNginx.port, shw, data);
     const fromMc = wrk(fetcherNginx.port, shw, data);
     const fromRam = wrk(makerNginx.port, shw, data);
-    const m = parsePrometheus(
-      (
-        await fastcgiRequest(
-          { host: '127.0.0.1', port: fetcher.port },
-          { QUERY_STRING: 'METRICS', REQUEST_URI: '/fcgi-bin/iipsrv.fcgi?METRICS' },
-        )
-      ).body.toString(),
-    );
+    const m = parsePrometheus(await fetchMetrics({ bind: `127.0.0.1:${fetcher.port}` }));
     const hits = sumOf(m, 'iipsrv_cache_hits_total', { tier: 'memcached' });
     const misses = sumOf(m, 'iipsrv_cache_misses_total');
     printTable([

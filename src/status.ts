@@ -100,6 +100,15 @@ export function parseCgiOutput(raw: Buffer): FastCgiAnswer {
   return { status, headers, body: end < 0 ? Buffer.alloc(0) : raw.subarray(end + 4) };
 }
 
+/** The `?METRICS` request to a server's FastCGI socket, answered as it comes. */
+export function metricsRequest(target: FastCgiTarget, timeoutMs = 5000): Promise<FastCgiAnswer> {
+  return fastcgiRequest(
+    target,
+    { QUERY_STRING: 'METRICS', REQUEST_URI: '/fcgi-bin/iipsrv.fcgi?METRICS', SCRIPT_NAME: '/fcgi-bin/iipsrv.fcgi' },
+    timeoutMs,
+  );
+}
+
 /** The Prometheus text of a running server, from `--bind` (FastCGI) or `--url` (HTTP). */
 export async function fetchMetrics(opts: { bind?: string; url?: string }): Promise<string> {
   if (opts.url) {
@@ -109,12 +118,7 @@ export async function fetchMetrics(opts: { bind?: string; url?: string }): Promi
     if (res.status !== 200) throw new Error(`${u.href} answered ${res.status}`);
     return res.text();
   }
-  const target = parseTarget(opts.bind ?? '127.0.0.1:9000');
-  const res = await fastcgiRequest(target, {
-    QUERY_STRING: 'METRICS',
-    REQUEST_URI: '/fcgi-bin/iipsrv.fcgi?METRICS',
-    SCRIPT_NAME: '/fcgi-bin/iipsrv.fcgi',
-  });
+  const res = await metricsRequest(parseTarget(opts.bind ?? '127.0.0.1:9000'));
   if (res.status !== 200) throw new Error(`the server answered ${res.status}: ${res.body.toString('utf8').slice(0, 200)}`);
   return res.body.toString('utf8');
 }

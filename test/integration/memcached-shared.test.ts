@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePrometheus, sumOf } from '../../src/metrics.js';
-import { fastcgiRequest } from '../../src/status.js';
+import { metricsRequest } from '../../src/status.js';
 import { makeSample } from '../../scripts/make-sample.js';
 import { startIipsrv, startMemcached, startNginx, type Running } from '../../scripts/servers.js';
 
@@ -37,10 +37,7 @@ describe('two instances behind nginx-upstream.conf sharing one memcached', () =>
   });
 
   const metrics = async (port: number) => {
-    const res = await fastcgiRequest(
-      { host: '127.0.0.1', port },
-      { QUERY_STRING: 'METRICS', REQUEST_URI: '/fcgi-bin/iipsrv.fcgi?METRICS' },
-    );
+    const res = await metricsRequest({ host: '127.0.0.1', port });
     expect(res.status).toBe(200);
     return parsePrometheus(res.body.toString());
   };

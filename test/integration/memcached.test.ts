@@ -15,7 +15,7 @@ import memjs from 'memjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemcachedStore } from '../../src/cache/memcached.js';
 import { parsePrometheus, sumOf } from '../../src/metrics.js';
-import { fastcgiRequest } from '../../src/status.js';
+import { fastcgiRequest, metricsRequest } from '../../src/status.js';
 import { makeSample } from '../../scripts/make-sample.js';
 import { freePort, startHungServer, startIipsrv, startMemcached, type Running } from '../../scripts/servers.js';
 import { cacheStoreContract, uniqueKey } from '../unit/cache/contract.js';
@@ -190,10 +190,7 @@ describe('iipsrv with MEMCACHED_SERVERS', () => {
     return { status: res.status, ms };
   };
   const metrics = async (port: number) => {
-    const res = await fastcgiRequest(
-      { host: '127.0.0.1', port },
-      { QUERY_STRING: 'METRICS', REQUEST_URI: '/fcgi-bin/iipsrv.fcgi?METRICS' },
-    );
+    const res = await metricsRequest({ host: '127.0.0.1', port });
     return parsePrometheus(res.body.toString());
   };
   /** Latencies of n requests for the same tile; RAM caching off so every one asks Memcached. */

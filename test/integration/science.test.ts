@@ -34,7 +34,7 @@ import {
   SRGB_PATCHES,
   bandValue,
 } from '../fixtures/make-science.js';
-import { req } from '../support/requests.js';
+import { header, req } from '../support/requests.js';
 
 const run = promisify(execFile);
 
@@ -58,9 +58,6 @@ async function server(env: Record<string, string> = {}): Promise<ServerCore> {
   cores.push(core);
   return core;
 }
-
-const header = (res: ServerResponse, name: string): string | undefined =>
-  res.headers.find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1];
 
 async function get(core: { handler: (r: ServerRequest) => Promise<ServerResponse> }, uri: string, status = 200): Promise<ServerResponse> {
   const res = await core.handler(req(uri));

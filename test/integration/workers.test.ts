@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePrometheus, sumOf, type ParsedSample } from '../../src/metrics.js';
-import { fastcgiRequest, type FastCgiTarget } from '../../src/status.js';
+import { fastcgiRequest, metricsRequest, type FastCgiTarget } from '../../src/status.js';
 import { makeSample } from '../../scripts/make-sample.js';
 import { childEnv, CLI, freePort, startIipsrv, startNginx, waitForPort, type Running } from '../../scripts/servers.js';
 
@@ -26,7 +26,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const env = (): Record<string, string> => ({ FILESYSTEM_PREFIX: `${dir}/`, LOGFILE: '/dev/stderr', VERBOSITY: '1' });
 
 async function metrics(target: FastCgiTarget, timeoutMs = 5000): Promise<ParsedSample[]> {
-  const res = await fastcgiRequest(target, { QUERY_STRING: 'METRICS', REQUEST_URI: '/fcgi-bin/iipsrv.fcgi?METRICS' }, timeoutMs);
+  const res = await metricsRequest(target, timeoutMs);
   expect(res.status).toBe(200);
   return parsePrometheus(res.body.toString());
 }

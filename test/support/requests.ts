@@ -1,6 +1,6 @@
 // A ServerRequest as a front end would hand it to the handler, for in-process handler tests.
 
-import type { ServerRequest } from '../../src/handler-types.js';
+import type { ServerRequest, ServerResponse } from '../../src/handler-types.js';
 
 export function req(uri: string, init: Partial<ServerRequest> = {}): ServerRequest {
   const q = uri.indexOf('?');
@@ -14,3 +14,7 @@ export function req(uri: string, init: Partial<ServerRequest> = {}): ServerReque
     ...init,
   };
 }
+
+/** A response header's value (names in any case). */
+export const header = (res: ServerResponse, name: string): string | undefined =>
+  res.headers.find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1];

@@ -7,10 +7,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { ServerResponse } from '../../src/handler-types.js';
 import { silentLogger } from '../../src/log.js';
 import { createServerCore, type ServerCore } from '../../src/server.js';
-import { req } from '../support/requests.js';
+import { header, req } from '../support/requests.js';
 
 let dir: string;
 let core: ServerCore;
@@ -21,9 +20,6 @@ async function solidPyramid(file: string, colour: { r: number; g: number; b: num
     .tiff({ tile: true, pyramid: true, compression: 'jpeg', tileWidth: 256, tileHeight: 256 })
     .toFile(file);
 }
-
-const header = (res: ServerResponse, name: string): string | undefined =>
-  res.headers.find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1];
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iipsrv-handler-'));

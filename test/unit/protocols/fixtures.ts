@@ -1,6 +1,7 @@
 // Shared fixtures for protocol tests: the spec's example image (2000×1400 RGB, four levels,
 // 256×256 tiles), default protocol options, and a request as the handler hands it over.
 
+import { ImageServerError } from '../../../src/core/errors.js';
 import type { ImageInfo, Level } from '../../../src/core/image-info.js';
 import type { ProtocolInput, ProtocolOptions } from '../../../src/protocols/protocol.js';
 
@@ -57,4 +58,15 @@ export function input(argument: string, o: InputOverrides = {}): ProtocolInput {
     requestUri: o.requestUri ?? (via === 'path' ? `/iiif/${argument}` : `/fcgi-bin/iipsrv.fcgi?IIIF=${argument}`),
     options: { ...OPTIONS, ...o.options },
   };
+}
+
+/** The ImageServerError `fn` throws (fails when it throws nothing, rethrows anything else). */
+export function caught(fn: () => unknown): ImageServerError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ImageServerError) return e;
+    throw e;
+  }
+  throw new Error('expected an ImageServerError');
 }

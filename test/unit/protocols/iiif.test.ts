@@ -8,19 +8,9 @@ import type { ImageInfo } from '../../../src/core/image-info.js';
 import type { RegionView, ViewRequest } from '../../../src/core/view.js';
 import { iiif, negotiateVersion } from '../../../src/protocols/iiif.js';
 import type { ProtocolAnswer } from '../../../src/protocols/protocol.js';
-import { IMAGE, input, type InputOverrides } from './fixtures.js';
+import { caught, IMAGE, input, type InputOverrides } from './fixtures.js';
 
 // --- helpers ---------------------------------------------------------------------------------
-
-function caught(fn: () => unknown): ImageServerError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ImageServerError) return e;
-    throw e;
-  }
-  throw new Error('expected an ImageServerError');
-}
 
 function expectError(fn: () => unknown, code: ErrorCode, message: string): void {
   const err = caught(fn);

@@ -13,7 +13,7 @@ import type { ServerRequest, ServerResponse } from '../../../src/handler-types.j
 import { routeRequest } from '../../../src/handler.js';
 import { silentLogger } from '../../../src/log.js';
 import { createServerCore, type ServerCore } from '../../../src/server.js';
-import { req } from '../../support/requests.js';
+import { header, req } from '../../support/requests.js';
 
 let dir: string;
 let core: ServerCore;
@@ -23,9 +23,6 @@ const H = 600;
 
 const get = (query: string, init: Partial<ServerRequest> = {}): Promise<ServerResponse> =>
   core.handler(req(`/fcgi-bin/iipsrv.fcgi?${query}`, init));
-const header = (res: ServerResponse, name: string): string | undefined =>
-  res.headers.find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1];
-
 async function pixels(body: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
   const { data, info } = await sharp(body).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   return { data, width: info.width, height: info.height };

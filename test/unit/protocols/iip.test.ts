@@ -12,7 +12,7 @@ import { iiif } from '../../../src/protocols/iiif.js';
 import { IipError, parseIipCommands } from '../../../src/protocols/iip-commands.js';
 import { clampQuality, errorLine, formatProfile, formatSpectra, frameTiles, iip, withIipSetters } from '../../../src/protocols/iip.js';
 import type { ProtocolAnswer, ProtocolInput, RawSamples } from '../../../src/protocols/protocol.js';
-import { IMAGE, OPTIONS, input as iiifInput, pyramid } from './fixtures.js';
+import { caught, IMAGE, OPTIONS, input as iiifInput, pyramid } from './fixtures.js';
 
 /** A request as the handler hands an IIP query string over. */
 function q(request: string, options: Partial<typeof OPTIONS> & { iipErrorStatus200?: boolean } = {}): ProtocolInput {
@@ -28,16 +28,6 @@ function q(request: string, options: Partial<typeof OPTIONS> & { iipErrorStatus2
 }
 
 const answer = (request: string): ProtocolAnswer => iip.parse(q(request));
-
-function caught(fn: () => unknown): ImageServerError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ImageServerError) return e;
-    throw e;
-  }
-  throw new Error('expected an ImageServerError');
-}
 
 /** The error body and status the handler would send. */
 function errorOf(
