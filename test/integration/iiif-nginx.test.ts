@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { decodeSrgb as decode, meanAbsDiff } from '../support/pixels.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSample } from '../../scripts/make-sample.js';
 import { startIipsrv, startNginx, startUnderSpawnFcgi, type Running } from '../../scripts/servers.js';
@@ -15,13 +16,6 @@ let source: Buffer; // full-resolution RGB pixels of the sample, 2000×1400
 const W = 2000;
 const H = 1400;
 
-async function meanAbsDiff(a: Buffer, b: Buffer): Promise<number> {
-  expect(a.length).toBe(b.length);
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
-  return sum / a.length;
-}
-
 /** Reference: a region of the full-resolution source resized by sharp. */
 async function reference(x: number, y: number, w: number, h: number, ow: number, oh: number): Promise<Buffer> {
   return sharp(source, { raw: { width: W, height: H, channels: 3 } })
@@ -29,11 +23,6 @@ async function reference(x: number, y: number, w: number, h: number, ow: number,
     .resize(ow, oh, { fit: 'fill' })
     .raw()
     .toBuffer();
-}
-
-async function decode(body: Buffer): Promise<{ data: Buffer; width: number; height: number; channels: number }> {
-  const { data, info } = await sharp(body).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height, channels: info.channels };
 }
 
 beforeAll(async () => {

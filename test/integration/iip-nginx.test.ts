@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { decodeSrgb as decode, meanAbsDiff } from '../support/pixels.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSample } from '../../scripts/make-sample.js';
 import { startIipsrv, startNginx, type Running } from '../../scripts/servers.js';
@@ -21,12 +22,6 @@ let levels: Array<{ data: Buffer; width: number; height: number }>;
 let backend: Running;
 let nginx: Awaited<ReturnType<typeof startNginx>>;
 let fcgi: string;
-
-async function decode(body: Buffer): Promise<{ data: Buffer; width: number; height: number; format?: string }> {
-  const meta = await sharp(body).metadata();
-  const { data, info } = await sharp(body).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height, format: meta.format };
-}
 
 /**
  * The source region resized by sharp: what a tile or region response should look like. Scaled
@@ -48,13 +43,6 @@ async function reference(x: number, y: number, w: number, h: number, ow = w, oh 
       .raw()
       .toBuffer()
   );
-}
-
-function meanAbsDiff(a: Buffer, b: Buffer): number {
-  expect(a.length).toBe(b.length);
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
-  return sum / a.length;
 }
 
 async function fetchBytes(query: string, init?: RequestInit): Promise<{ res: Response; body: Buffer }> {

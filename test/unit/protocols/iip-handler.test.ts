@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { decodeSrgb, meanAbsDiff } from '../../support/pixels.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import type { ServerRequest, ServerResponse } from '../../../src/handler-types.js';
@@ -23,24 +24,12 @@ const H = 600;
 
 const get = (query: string, init: Partial<ServerRequest> = {}): Promise<ServerResponse> =>
   core.handler(req(`/fcgi-bin/iipsrv.fcgi?${query}`, init));
-async function pixels(body: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
-  const { data, info } = await sharp(body).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height };
-}
-
 async function region(x: number, y: number, w: number, h: number, ow = w, oh = h): Promise<Buffer> {
   return sharp(source, { raw: { width: W, height: H, channels: 3 } })
     .extract({ left: x, top: y, width: w, height: h })
     .resize(ow, oh, { fit: 'fill' })
     .raw()
     .toBuffer();
-}
-
-function meanAbsDiff(a: Buffer, b: Buffer): number {
-  expect(a.length).toBe(b.length);
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += Math.abs(a[i] - b[i]);
-  return s / a.length;
 }
 
 beforeAll(async () => {
@@ -175,11 +164,11 @@ describe('tiles', () => {
     expect(res.status).toBe(200);
     expect(header(res, 'content-type')).toBe('image/jpeg');
     expect(header(res, 'content-disposition')).toBeUndefined();
-    const img = await pixels(res.body);
+    const img = await decodeSrgb(res.body);
     expect([img.width, img.height]).toEqual([256, 256]);
     expect(meanAbsDiff(img.data, await region(256, 256, 256, 256))).toBeLessThan(2);
     // The last column is cropped: 1000 − 3·256 = 232 wide.
-    const edge = await pixels((await get('FIF=grad.tif&JTL=2,11')).body);
+    const edge = await decodeSrgb((await get('FIF=grad.tif&JTL=2,11')).body);
     expect([edge.width, edge.height]).toEqual([232, 88]);
   });
 
@@ -192,7 +181,7 @@ describe('tiles', () => {
   it('serves a ROT=90 tile of the rotated grid', async () => {
     // Rotated, full resolution is 600×1000: tile 0 is source x 0..256, y 344..600, turned clockwise.
     const res = await get('FIF=grad.tif&ROT=90&JTL=2,0');
-    const img = await pixels(res.body);
+    const img = await decodeSrgb(res.body);
     expect([img.width, img.height]).toEqual([256, 256]);
     const ref = await sharp(await region(0, 344, 256, 256), { raw: { width: 256, height: 256, channels: 3 } })
       .rotate(90)
@@ -235,7 +224,7 @@ describe('CVT', () => {
     const res = await get(`FIF=grad.tif&${query}`);
     expect(res.status).toBe(200);
     expect(header(res, 'content-disposition')).toBe(`inline; filename="${filename}"`);
-    const img = await pixels(res.body);
+    const img = await decodeSrgb(res.body);
     expect([img.width, img.height]).toEqual([ow, oh]);
     expect(meanAbsDiff(img.data, await region(x, y, w, h, ow, oh))).toBeLessThan(3);
   });
@@ -284,7 +273,7 @@ describe('Zoomify and DeepZoom', () => {
     );
     const tile = await get('Zoomify=grad.tif/TileGroup0/2-1-1.jpg');
     expect(header(tile, 'content-disposition')).toBeUndefined();
-    const img = await pixels(tile.body);
+    const img = await decodeSrgb(tile.body);
     expect(meanAbsDiff(img.data, await region(256, 256, 256, 256))).toBeLessThan(2);
   });
 
@@ -293,14 +282,14 @@ describe('Zoomify and DeepZoom', () => {
       '<Image xmlns="http://schemas.microsoft.com/deepzoom/2008" TileSize="256" Overlap="0" Format="jpg"><Size Width="1000" Height="600"/></Image>',
     );
     // dzi_max = 10: level 10 is full resolution.
-    const full = await pixels((await get('DeepZoom=grad.tif_files/10/1_1.jpg')).body);
+    const full = await decodeSrgb((await get('DeepZoom=grad.tif_files/10/1_1.jpg')).body);
     expect(meanAbsDiff(full.data, await region(256, 256, 256, 256))).toBeLessThan(2);
     const png = await get('DeepZoom=grad.tif_files/10/0_0.png');
     expect(header(png, 'content-type')).toBe('image/png');
     // Level 7 (below the 250×150 level 8): ceil(1000/8) × ceil(600/8) = 125×75.
     const low = await get('DeepZoom=grad.tif_files/7/0_0.jpg');
     expect(header(low, 'content-disposition')).toBeUndefined();
-    const small = await pixels(low.body);
+    const small = await decodeSrgb(low.body);
     expect([small.width, small.height]).toEqual([125, 75]);
     expect(meanAbsDiff(small.data, await region(0, 0, W, H, 125, 75))).toBeLessThan(4);
     expect((await get('DeepZoom=grad.tif_files/10/0_0.gif')).status).toBe(400);
