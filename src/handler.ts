@@ -18,7 +18,14 @@ import { LOG, type Logger } from './log.js';
 import { protocolByName } from './protocols/index.js';
 import { iip, withIipSetters } from './protocols/iip.js';
 import { decodeValue, delegatedName, parseIipCommands, type IipCommands } from './protocols/iip-commands.js';
-import type { FormattedBody, Protocol, ProtocolAnswer, ProtocolInput, ProtocolOptions } from './protocols/protocol.js';
+import {
+  plainTextError,
+  type FormattedBody,
+  type Protocol,
+  type ProtocolAnswer,
+  type ProtocolInput,
+  type ProtocolOptions,
+} from './protocols/protocol.js';
 import { cacheKey } from './cache/key.js';
 import type { CacheStore } from './cache/store.js';
 import type { ImageRegistry, ImageSource } from './image/registry.js';
@@ -168,8 +175,7 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
   }
 
   function errorResponse(err: ImageServerError, route: Route | null, input: ProtocolInput | undefined, head: boolean): ServerResponse {
-    let formatted: FormattedBody = { contentType: 'text/plain; charset=utf-8', body: err.message };
-    if (route?.protocol) formatted = route.protocol.formatError(err, input);
+    const formatted = route?.protocol ? route.protocol.formatError(err, input) : plainTextError(err);
     const headers: Headers = [
       ['Content-Type', formatted.contentType],
       ['Cache-Control', 'no-cache'],

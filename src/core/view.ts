@@ -28,6 +28,17 @@ export interface Rotation {
   readonly mirror: boolean;
 }
 
+/** File extensions and CVT values naming an output format (IIP CVT, DeepZoom tile names). */
+export const FORMAT_BY_EXTENSION: Readonly<Record<string, OutputFormat>> = {
+  jpg: 'jpg',
+  jpeg: 'jpg',
+  png: 'png',
+  webp: 'webp',
+  avif: 'avif',
+  tif: 'tif',
+  tiff: 'tif',
+};
+
 export const NO_ROTATION: Rotation = { degrees: 0, mirror: false };
 
 /** A region of the full-resolution image, not yet clipped to it. */

@@ -8,15 +8,15 @@
 
 import { ImageServerError } from '../core/errors.js';
 import type { ImageInfo } from '../core/image-info.js';
-import { NO_ROTATION, type OutputFormat } from '../core/view.js';
+import { FORMAT_BY_EXTENSION, NO_ROTATION } from '../core/view.js';
 import { decodeValue } from './iip-commands.js';
-import type { FormattedBody, Protocol, ProtocolAnswer, ProtocolInput } from './protocol.js';
-import { deepZoomTileView } from './tiling.js';
+import { plainTextError, type FormattedBody, type Protocol, type ProtocolAnswer, type ProtocolInput } from './protocol.js';
+import { deepZoomTileView, squareTileSize } from './tiling.js';
 
 export const DEEPZOOM_XMLNS = 'http://schemas.microsoft.com/deepzoom/2008';
 
 /** The DeepZoom tile size: the full-resolution tile width (square tiles). */
-export const deepZoomTileSize = (info: ImageInfo): number => info.levels[0].tileWidth;
+export const deepZoomTileSize = squareTileSize;
 
 /** The `.dzi` document as iipsrv writes it (no XML declaration, no trailing newline). */
 export function dziDocument(info: ImageInfo, format = 'jpg'): string {
@@ -25,16 +25,6 @@ export function dziDocument(info: ImageInfo, format = 'jpg'): string {
     `<Size Width="${info.width}" Height="${info.height}"/></Image>`
   );
 }
-
-const EXTENSIONS: Readonly<Record<string, OutputFormat>> = {
-  jpg: 'jpg',
-  jpeg: 'jpg',
-  png: 'png',
-  webp: 'webp',
-  avif: 'avif',
-  tif: 'tif',
-  tiff: 'tif',
-};
 
 /** `<L>/<x>_<y>.<ext>` → numbers and the extension; null when malformed. */
 export function parseTilePath(rest: string): { level: number; x: number; y: number; ext: string } | null {
@@ -61,7 +51,7 @@ function parse(input: ProtocolInput): ProtocolAnswer {
   const at = argument.lastIndexOf('_files/');
   const tile = at < 0 ? null : parseTilePath(argument.slice(at + 7));
   if (!tile) throw new ImageServerError('BAD_REQUEST', 'DeepZoom: expected <image>.dzi or <image>_files/<level>/<x>_<y>.<jpg|png>');
-  const format = EXTENSIONS[tile.ext];
+  const format = FORMAT_BY_EXTENSION[tile.ext];
   if (!format || !input.options.formats.includes(format)) {
     throw new ImageServerError('BAD_FORMAT', `DeepZoom: unsupported tile format: ${tile.ext}`);
   }
@@ -77,7 +67,5 @@ function parse(input: ProtocolInput): ProtocolAnswer {
 export const deepzoom: Protocol = {
   name: 'DeepZoom',
   parse,
-  formatError(err: ImageServerError): FormattedBody {
-    return { contentType: 'text/plain; charset=utf-8', body: err.message };
-  },
+  formatError: plainTextError,
 };

@@ -19,7 +19,14 @@ import {
   splitQualityFormat,
   type IiifVersion,
 } from './iiif-parse.js';
-import type { FormattedBody, Protocol, ProtocolAnswer, ProtocolInput, ProtocolOptions } from './protocol.js';
+import {
+  plainTextError,
+  type FormattedBody,
+  type Protocol,
+  type ProtocolAnswer,
+  type ProtocolInput,
+  type ProtocolOptions,
+} from './protocol.js';
 
 /** IIIF_VERSION as a version we speak: 2, or 3 for anything else (iipsrv's default). */
 export function defaultVersion(options: ProtocolOptions): IiifVersion {
@@ -177,7 +184,5 @@ export const iiif: Protocol = {
    * iipsrv's form: the message as text/plain (the handler sets the status). Messages of
    * ImageServerError never hold paths, so they are safe to send.
    */
-  formatError(err: ImageServerError): FormattedBody {
-    return { contentType: 'text/plain; charset=utf-8', body: err.message };
-  },
+  formatError: plainTextError,
 };

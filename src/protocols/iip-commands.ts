@@ -17,7 +17,15 @@
 // DeepZoom= apply to those too.
 
 import { ImageServerError, type ErrorCode } from '../core/errors.js';
-import { NO_ROTATION, type Colormap, type OutputFormat, type Processing, type Quality, type Rotation } from '../core/view.js';
+import {
+  FORMAT_BY_EXTENSION,
+  NO_ROTATION,
+  type Colormap,
+  type OutputFormat,
+  type Processing,
+  type Quality,
+  type Rotation,
+} from '../core/view.js';
 import { decodePercent } from './percent.js';
 import type { ImageMember } from './protocol.js';
 
@@ -271,16 +279,6 @@ export function isIipCommand(name: string): boolean {
   return SETTERS.has(n) || OUTPUTS.has(n);
 }
 
-const CVT_FORMATS: Readonly<Record<string, OutputFormat>> = {
-  jpeg: 'jpg',
-  jpg: 'jpg',
-  png: 'png',
-  webp: 'webp',
-  avif: 'avif',
-  tiff: 'tif',
-  tif: 'tif',
-};
-
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type Builder = Omit<Mutable<IipCommands>, 'processing'> & { processing: Mutable<Processing> };
 
@@ -528,7 +526,7 @@ function output(cmd: string, name: string, raw: string, options: ParseOptions, e
     }
     case 'cvt': {
       // Anything unknown or not encodable here falls back to JPEG, as iipsrv does.
-      const f = CVT_FORMATS[value.trim().toLowerCase()];
+      const f = FORMAT_BY_EXTENSION[value.trim().toLowerCase()];
       return { command: 'CVT', format: f && options.formats.includes(f) ? f : 'jpg', argument: value };
     }
     case 'pfl': {

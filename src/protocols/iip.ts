@@ -12,7 +12,16 @@ import type { ImageInfo } from '../core/image-info.js';
 import { hasProcessing, type OutputFormat, type Processing, type RegionView, type SizeSpec, type ViewRequest } from '../core/view.js';
 import { IipError, decodeValue, parseIipCommands, type IipCommands, type IipErrorLine, type IipOutput } from './iip-commands.js';
 import { CRLF, IIP_PROTOCOL_VERSION, NETFPX, formatObjects, isKnownObject, objectNeedsImage } from './iip-obj.js';
-import type { BinaryBody, FormattedBody, Protocol, ProtocolAnswer, ProtocolInput, ProtocolOptions, RawSamples } from './protocol.js';
+import {
+  plainTextError,
+  type BinaryBody,
+  type FormattedBody,
+  type Protocol,
+  type ProtocolAnswer,
+  type ProtocolInput,
+  type ProtocolOptions,
+  type RawSamples,
+} from './protocol.js';
 import { levelOfResolution, tilePosition } from '../core/geometry.js';
 import { levelRectView, rotatedGrid, sourceRectOfRotatedTile, type ViewStyle } from './tiling.js';
 
@@ -371,7 +380,7 @@ export function formatIipError(err: ImageServerError, input: ProtocolInput | und
       ...(classic && input?.options.iipErrorStatus200 ? { status: 200 } : {}),
     };
   }
-  return { contentType: 'text/plain; charset=utf-8', body: err.message };
+  return plainTextError(err);
 }
 
 export const iip: Protocol = {

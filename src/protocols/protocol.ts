@@ -141,3 +141,8 @@ export interface Protocol {
   /** Error body in the protocol's own form; the status comes from the error's code. */
   formatError(err: ImageServerError, input: ProtocolInput | undefined): FormattedBody;
 }
+
+/** An error as plain text: its message (what iipsrv's Zoomify, DeepZoom and IIIF errors are). */
+export function plainTextError(err: ImageServerError): FormattedBody {
+  return { contentType: 'text/plain; charset=utf-8', body: err.message };
+}

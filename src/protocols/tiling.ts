@@ -93,6 +93,9 @@ export function squareTileRect(level: Level, size: number, col: number, row: num
   return isTileInRange(square, col, row) ? tileRect(square, col, row) : null;
 }
 
+/** The square tile side Zoomify and DeepZoom advertise: the full-resolution level's tile width. */
+export const squareTileSize = (info: ImageInfo): number => info.levels[0].tileWidth;
+
 /** True when a level's stored tiles are the square tiles of side `size` a Zoomify/DeepZoom client expects. */
 export function hasSquareTiles(level: Level, size: number): boolean {
   return level.tileWidth === size && level.tileHeight === size;

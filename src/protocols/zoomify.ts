@@ -8,12 +8,12 @@ import { ImageServerError } from '../core/errors.js';
 import type { ImageInfo } from '../core/image-info.js';
 import { NO_ROTATION } from '../core/view.js';
 import { decodeValue } from './iip-commands.js';
-import type { FormattedBody, Protocol, ProtocolAnswer, ProtocolInput } from './protocol.js';
+import { plainTextError, type FormattedBody, type Protocol, type ProtocolAnswer, type ProtocolInput } from './protocol.js';
 import { zoomifyLevel, zoomifyTileCount } from '../core/geometry.js';
-import { squareTileView } from './tiling.js';
+import { squareTileSize, squareTileView } from './tiling.js';
 
 /** The side of the square tiles a Zoomify client is told about: the full-resolution tile width. */
-export const zoomifyTileSize = (info: ImageInfo): number => info.levels[0].tileWidth;
+export const zoomifyTileSize = squareTileSize;
 
 /** ImageProperties.xml as iipsrv writes it: no XML declaration, no trailing newline. */
 export function imageProperties(info: ImageInfo): string {
@@ -71,7 +71,5 @@ function parse(input: ProtocolInput): ProtocolAnswer {
 export const zoomify: Protocol = {
   name: 'Zoomify',
   parse,
-  formatError(err: ImageServerError): FormattedBody {
-    return { contentType: 'text/plain; charset=utf-8', body: err.message };
-  },
+  formatError: plainTextError,
 };
