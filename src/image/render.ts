@@ -196,19 +196,9 @@ async function encodeBody(img: Sharp, plan: RenderPlan, channels: number, wide: 
   }
 }
 
-/** One sharp pipeline for plain 8-bit views: resize, mirror, quarter turns, encode. */
-async function renderPlain(raw: RawImage, plan: RenderPlan, s: RenderSettings): Promise<Rendered> {
-  let p: IntPixels = toPixels(raw) as Pixels<Uint8Array>;
-  p = reduceChannels(p, plan.format);
-  let img = sharpFrom(p);
-  if (raw.width !== plan.width || raw.height !== plan.height) {
-    img = img.resize(plan.width, plan.height, { fit: 'fill', kernel: KERNELS[s.interpolation] ?? 'linear' });
-  }
-  // sharp mirrors before it rotates whatever the call order: the IIIF order.
-  if (plan.rotation.mirror) img = img.flop();
-  const degrees = normalisedDegrees(plan.rotation.degrees);
-  if (degrees !== 0) img = img.rotate(degrees);
-  return encodeBody(img, plan, p.channels, false, s);
+/** The plain view from decoded samples: the same pipeline as a decoder's own (renderPipeline). */
+function renderPlain(raw: RawImage, plan: RenderPlan, s: RenderSettings): Promise<Rendered> {
+  return renderPipeline(sharpFrom(toPixels(raw) as Pixels<Uint8Array>), plan, raw.channels, s);
 }
 
 /** The plain view in a single libvips pipeline from the decoder's own: no raw copy in between. */
