@@ -7,7 +7,6 @@
 
 import cluster from 'node:cluster';
 import fs from 'node:fs';
-import type net from 'node:net';
 import { loadConfig } from './config.js';
 import { createFastCgiServer, isListeningSocketOnFd0 } from './frontends/fastcgi/server.js';
 import { createHttpFrontEnd } from './frontends/http.js';
@@ -177,9 +176,8 @@ async function main(): Promise<void> {
       const hp = parseHostPort(args.bind, '0.0.0.0');
       try {
         if (hp) await fcgi.listenTcp(hp.host ?? '0.0.0.0', hp.port, args.backlog);
-        // Workers share the master's socket: the stale-socket check would see it live.
-        else if (slot) await listenShared(fcgi.server, { path: args.bind, backlog: args.backlog });
-        else await fcgi.listenPath(args.bind, args.backlog);
+        // Workers share the master's socket (the master removed a stale one): it is live.
+        else await fcgi.listenPath(args.bind, args.backlog, !slot);
       } catch (err) {
         logger.log(LOG.ERROR, `Unable to open socket '${args.bind}': ${(err as Error).message}`);
         process.stderr.write(`iipsrv: unable to open socket '${args.bind}': ${(err as Error).message}\n`);
@@ -224,16 +222,6 @@ async function main(): Promise<void> {
   });
   process.on('unhandledRejection', (err) => {
     logger.log(LOG.ERROR, `unhandled rejection: ${String(err)}`);
-  });
-}
-
-function listenShared(server: net.Server, options: net.ListenOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options, () => {
-      server.off('error', reject);
-      resolve();
-    });
   });
 }
 

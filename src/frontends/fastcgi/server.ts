@@ -22,7 +22,11 @@ export interface FastCgiServerOptions {
 export interface FastCgiServer {
   readonly server: net.Server;
   listenTcp(host: string, port: number, backlog: number): Promise<net.AddressInfo>;
-  listenPath(path: string, backlog: number): Promise<void>;
+  /**
+   * Listens on a UNIX socket, first removing a stale socket file left by a crash unless
+   * `removeStale` is false (`--workers` processes share the master's live socket).
+   */
+  listenPath(path: string, backlog: number, removeStale?: boolean): Promise<void>;
   listenFd(fd: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -79,8 +83,8 @@ export function createFastCgiServer(handler: RequestHandler, options: FastCgiSer
       await listen({ host, port, backlog });
       return server.address() as net.AddressInfo;
     },
-    async listenPath(path, backlog) {
-      await removeStaleSocket(path);
+    async listenPath(path, backlog, removeStale = true) {
+      if (removeStale) await removeStaleSocket(path);
       await listen({ path, backlog });
     },
     listenFd(fd) {
