@@ -79,13 +79,17 @@ export function nextRestartDelay(livedMs: number, previousMs: number, youngMs: n
 }
 
 /**
- * Settings each worker gets besides its number: unless IIPSRV_DECODED_CACHE_MB is set, the
- * default decoded-samples budget (256 MB per process) is shared out, so that `--workers auto`
- * on a many-core machine does not multiply it (each worker at least 32 MB).
+ * Settings each worker gets besides its number, unless set already: the default decoded-samples
+ * budget (256 MB per process) is shared out, so that `--workers auto` on a many-core machine does
+ * not multiply it (each worker at least 32 MB); and so are the cores a JPEG 2000 decode may
+ * split itself over while its worker is otherwise idle (decoders/jpeg2000/index.ts).
  */
-export function workerEnvironment(workers: number, env: NodeJS.ProcessEnv): Record<string, string> {
-  if (env.IIPSRV_DECODED_CACHE_MB !== undefined || workers <= 1) return {};
-  return { IIPSRV_DECODED_CACHE_MB: String(Math.max(32, Math.floor(256 / workers))) };
+export function workerEnvironment(workers: number, env: NodeJS.ProcessEnv, cores = os.availableParallelism()): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (workers <= 1) return out;
+  if (env.IIPSRV_DECODED_CACHE_MB === undefined) out.IIPSRV_DECODED_CACHE_MB = String(Math.max(32, Math.floor(256 / workers)));
+  if (env.IIPSRV_J2K_DECODE_CORES === undefined) out.IIPSRV_J2K_DECODE_CORES = String(Math.max(1, Math.floor(cores / workers)));
+  return out;
 }
 
 interface Slot {

@@ -18,10 +18,10 @@ describe('--workers', () => {
     expect(delays).toEqual([250, 500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
   });
 
-  it('shares the default decoded-samples budget out among workers unless it is set', () => {
-    expect(workerEnvironment(1, {})).toEqual({});
-    expect(workerEnvironment(2, {})).toEqual({ IIPSRV_DECODED_CACHE_MB: '128' });
-    expect(workerEnvironment(32, {})).toEqual({ IIPSRV_DECODED_CACHE_MB: '32' });
-    expect(workerEnvironment(4, { IIPSRV_DECODED_CACHE_MB: '1000' })).toEqual({});
+  it('shares the default decoded-samples budget and the JPEG 2000 decode cores out among workers unless set', () => {
+    expect(workerEnvironment(1, {}, 8)).toEqual({});
+    expect(workerEnvironment(2, {}, 8)).toEqual({ IIPSRV_DECODED_CACHE_MB: '128', IIPSRV_J2K_DECODE_CORES: '4' });
+    expect(workerEnvironment(32, {}, 8)).toEqual({ IIPSRV_DECODED_CACHE_MB: '32', IIPSRV_J2K_DECODE_CORES: '1' });
+    expect(workerEnvironment(4, { IIPSRV_DECODED_CACHE_MB: '1000', IIPSRV_J2K_DECODE_CORES: '2' }, 8)).toEqual({});
   });
 });

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RawImage } from '../../../decoders/decoder.js';
 import { jpeg2000Decoder, type Jpeg2000Decoder } from '../../../decoders/jpeg2000/index.js';
+import { loadNativeAddon } from '../../../decoders/jpeg2000/native.js';
 import { clearSparseIndexes, SparseCodestreams, type SparseStats } from '../../../decoders/jpeg2000/sparse.js';
 import type { Rect } from '../../../src/core/view.js';
 import { IndexStore } from '../../../src/jpeg2000/index-store.js';
@@ -275,7 +276,6 @@ describe('sparse codestream decodes equal opj_decompress', () => {
   });
 
   it('decodeBuffer rejects a damaged codestream and a non-buffer', async () => {
-    const { loadNativeAddon } = await import('../../../decoders/jpeg2000/native.js');
     const addon = loadNativeAddon().addon!;
     const opts = {
       format: 0,
@@ -293,6 +293,50 @@ describe('sparse codestream decodes equal opj_decompress', () => {
     } as const;
     await expect(addon.decodeBuffer!(Buffer.from([0xff, 0x4f, 0xff, 0x51, 0, 2]), opts)).rejects.toThrow();
     expect(() => addon.decodeBuffer!('x' as unknown as Buffer, opts)).toThrow(TypeError);
+  });
+
+  it('decodes large regions in bands on spare cores, byte for byte as in one piece', async () => {
+    // N cores: N decodes of the same codestream, one per band, side by side; 1 core: one.
+    const addon = loadNativeAddon().addon!;
+    const real = addon.decodeBuffer!;
+    let calls = 0;
+    addon.decodeBuffer = (data, options) => {
+      calls++;
+      return real.call(addon, data, options);
+    };
+    const saved = process.env.IIPSRV_J2K_DECODE_CORES;
+    try {
+      const cases: Array<[string, number, Rect, number]> = [
+        ['rpcl-plt.jp2', 1, { x: 0, y: 0, width: 550, height: 450 }, 2],
+        ['lrcp-plt-layers.jp2', 2, { x: 3, y: 1, width: 270, height: 220 }, 2],
+        ['rlcp-origin.j2k', 1, { x: 10, y: 7, width: 300, height: 301 }, 3],
+        ['tiled20-rpcl.jp2', 2, { x: 0, y: 0, width: 275, height: 225 }, 2],
+        ['tiled20-lrcp-lossy.jp2', 1, { x: 0, y: 33, width: 550, height: 417 }, 4],
+        ['rpcl-plt.jp2', 0, { x: 100, y: 150, width: 700, height: 500 }, 2],
+      ];
+      for (const [name, level, rect, cores] of cases) {
+        const read = async (c: number): Promise<{ data: Buffer; calls: number }> => {
+          process.env.IIPSRV_J2K_DECODE_CORES = String(c);
+          calls = 0;
+          const raw = await (await dec(name)).readRegion(level, rect);
+          return { data: raw.data, calls };
+        };
+        const one = await read(1);
+        const many = await read(cores);
+        const what = `${name} level ${level} ${JSON.stringify(rect)}`;
+        expect([one.calls, many.calls], what).toEqual([1, cores]);
+        expect(many.data.equals(one.data), what).toBe(true);
+      }
+      // Small regions are not split: the hand-off would cost more than it saves.
+      process.env.IIPSRV_J2K_DECODE_CORES = '2';
+      calls = 0;
+      await (await dec('rpcl-plt.jp2')).readRegion(1, { x: 0, y: 0, width: 100, height: 100 });
+      expect(calls).toBe(1);
+    } finally {
+      addon.decodeBuffer = real;
+      if (saved === undefined) delete process.env.IIPSRV_J2K_DECODE_CORES;
+      else process.env.IIPSRV_J2K_DECODE_CORES = saved;
+    }
   });
 
   it('IIPSRV_J2K_SPARSE=off uses the file path', async () => {
