@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { decodeSrgb as decode, meanAbsDiff } from '../support/pixels.js';
+import { decodeSrgb as decode, meanAbsDiff, sourceRegion } from '../support/pixels.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSample } from '../../scripts/make-sample.js';
 import { startIipsrv, startNginx, startUnderSpawnFcgi, type Running } from '../../scripts/servers.js';
@@ -17,13 +17,8 @@ const W = 2000;
 const H = 1400;
 
 /** Reference: a region of the full-resolution source resized by sharp. */
-async function reference(x: number, y: number, w: number, h: number, ow: number, oh: number): Promise<Buffer> {
-  return sharp(source, { raw: { width: W, height: H, channels: 3 } })
-    .extract({ left: x, top: y, width: w, height: h })
-    .resize(ow, oh, { fit: 'fill' })
-    .raw()
-    .toBuffer();
-}
+const reference = (x: number, y: number, w: number, h: number, ow: number, oh: number): Promise<Buffer> =>
+  sourceRegion({ data: source, width: W, height: H }, x, y, w, h, ow, oh);
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iipsrv-it-'));

@@ -1,5 +1,6 @@
-// Pixel comparison for response tests: a response body decoded to 8-bit sRGB samples, and the
-// mean absolute difference between two sample buffers of the same length.
+// Pixel comparison for response tests: a response body decoded to 8-bit sRGB samples, a
+// reference region cut from raw source samples, and the mean absolute difference between two
+// sample buffers of the same length.
 
 import sharp from 'sharp';
 import { expect } from 'vitest';
@@ -19,4 +20,21 @@ export function meanAbsDiff(a: Buffer, b: Buffer): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
   return sum / a.length;
+}
+
+/** Reference: region x,y,w×h of raw RGB `source` (width×height) resized by sharp to ow×oh. */
+export function sourceRegion(
+  source: { data: Buffer; width: number; height: number },
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+  ow = w,
+  oh = h,
+): Promise<Buffer> {
+  return sharp(source.data, { raw: { width: source.width, height: source.height, channels: 3 } })
+    .extract({ left: x, top: y, width: w, height: h })
+    .resize(ow, oh, { fit: 'fill' })
+    .raw()
+    .toBuffer();
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { decodeSrgb, meanAbsDiff } from '../../support/pixels.js';
+import { decodeSrgb, meanAbsDiff, sourceRegion } from '../../support/pixels.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import type { ServerRequest, ServerResponse } from '../../../src/handler-types.js';
@@ -24,13 +24,8 @@ const H = 600;
 
 const get = (query: string, init: Partial<ServerRequest> = {}): Promise<ServerResponse> =>
   core.handler(req(`/fcgi-bin/iipsrv.fcgi?${query}`, init));
-async function region(x: number, y: number, w: number, h: number, ow = w, oh = h): Promise<Buffer> {
-  return sharp(source, { raw: { width: W, height: H, channels: 3 } })
-    .extract({ left: x, top: y, width: w, height: h })
-    .resize(ow, oh, { fit: 'fill' })
-    .raw()
-    .toBuffer();
-}
+const region = (x: number, y: number, w: number, h: number, ow = w, oh = h): Promise<Buffer> =>
+  sourceRegion({ data: source, width: W, height: H }, x, y, w, h, ow, oh);
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iipsrv-iip-handler-'));
