@@ -102,8 +102,10 @@ function lcg(seed: number): () => number {
   };
 }
 
+type Sample = { wall: number; cpu: number };
+
 /** Wall-clock and process CPU time (all threads) of one call, in ms. */
-async function timed(fn: () => Promise<unknown>): Promise<{ wall: number; cpu: number }> {
+async function timed(fn: () => Promise<unknown>): Promise<Sample> {
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   await fn();
@@ -112,7 +114,17 @@ async function timed(fn: () => Promise<unknown>): Promise<{ wall: number; cpu: n
   return { wall, cpu: (c.user + c.system) / 1000 };
 }
 
-function stats(xs: Array<{ wall: number; cpu: number }>): string {
+/** `n` samples of `run`, after `skip` runs that are not kept (warming up). */
+async function samples(n: number, skip: number, run: () => Promise<Sample>): Promise<Sample[]> {
+  const out: Sample[] = [];
+  for (let i = 0; i < skip + n; i++) {
+    const t = await run();
+    if (i >= skip) out.push(t);
+  }
+  return out;
+}
+
+function stats(xs: Sample[]): string {
   return `${median(xs.map((x) => x.wall)).toFixed(1)} / ${p90(xs.map((x) => x.wall)).toFixed(1)} / ${median(xs.map((x) => x.cpu)).toFixed(1)}`;
 }
 
@@ -125,52 +137,44 @@ async function main(): Promise<void> {
   ];
   for (const f of FILES) {
     const path = join(DATA, f.name);
-    const opens: Array<{ wall: number; cpu: number }> = [];
-    for (let i = 0; i < 10; i++) opens.push(await timed(() => jpeg2000Decoder.open(path)));
+    const opens = await samples(10, 0, () => timed(() => jpeg2000Decoder.open(path)));
     const d = await jpeg2000Decoder.open(path);
     const l0 = d.info.levels[0];
     const rnd = lcg(42);
-    const tiles: Array<{ wall: number; cpu: number }> = [];
-    for (let i = 0; i < RUNS + 3; i++) {
+    // The first reads warm the page cache.
+    const tiles = await samples(RUNS, 3, () => {
       const col = Math.floor(rnd() * Math.ceil(l0.width / 256));
       const row = Math.floor(rnd() * Math.ceil(l0.height / 256));
       const rect = { x: col * 256, y: row * 256, width: Math.min(256, l0.width - col * 256), height: Math.min(256, l0.height - row * 256) };
-      const t = await timed(() => d.readRegion(0, rect));
-      if (i >= 3) tiles.push(t); // the first reads warm the page cache
-    }
+      return timed(() => d.readRegion(0, rect));
+    });
     const last = d.info.levels.length - 1;
     const ll = d.info.levels[last];
     const whole = { x: 0, y: 0, width: ll.width, height: ll.height };
+    /** One decode of the lowest level by a newly opened decoder. */
+    const fresh = async (): Promise<Sample> => {
+      const dec = await jpeg2000Decoder.open(path);
+      try {
+        return await timed(() => dec.readRegion(last, whole));
+      } finally {
+        await dec.close();
+      }
+    };
     // First: nothing known about the file (no persisted index, IIPSRV_J2K_INDEX_DIR unset).
-    const first: Array<{ wall: number; cpu: number }> = [];
-    for (let i = 0; i < 4; i++) {
+    const first = await samples(3, 1, () => {
       clearLevelCache();
-      const fresh = await jpeg2000Decoder.open(path);
-      const t = await timed(() => fresh.readRegion(last, whole));
-      await fresh.close();
-      if (i >= 1) first.push(t);
-    }
+      return fresh();
+    });
     // Cold: a new decoder each time, so the whole-level cache is empty.
-    const cold: Array<{ wall: number; cpu: number }> = [];
-    for (let i = 0; i < RUNS + 2; i++) {
-      const fresh = await jpeg2000Decoder.open(path);
-      const t = await timed(() => fresh.readRegion(last, whole));
-      await fresh.close();
-      if (i >= 2) cold.push(t);
-    }
+    const cold = await samples(RUNS, 2, fresh);
     // Evicted: the image stays open (as in the server's image registry) and only its decoded
     // level has left the cache, which is how a server meets an uncached lowest level.
-    const evicted: Array<{ wall: number; cpu: number }> = [];
-    for (let i = 0; i < RUNS + 2; i++) {
+    const evicted = await samples(RUNS, 2, () => {
       decodedCache.clear();
-      const t = await timed(() => d.readRegion(last, whole));
-      if (i >= 2) evicted.push(t);
-    }
-    const warm: Array<{ wall: number; cpu: number }> = [];
-    for (let i = 0; i < RUNS + 1; i++) {
-      const t = await timed(() => d.readRegion(last, { x: 0, y: 0, width: Math.min(256, ll.width), height: Math.min(256, ll.height) }));
-      if (i >= 1) warm.push(t);
-    }
+      return timed(() => d.readRegion(last, whole));
+    });
+    const corner = { x: 0, y: 0, width: Math.min(256, ll.width), height: Math.min(256, ll.height) };
+    const warm = await samples(RUNS, 1, () => timed(() => d.readRegion(last, corner)));
     rows.push([
       `${f.name} (lowest ${ll.width}×${ll.height})`,
       stats(opens),
