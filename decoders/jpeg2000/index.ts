@@ -52,6 +52,15 @@ export function cacheLevelPixels(): number {
 const THREADS = Math.max(1, Math.min(16, Number(process.env.IIPSRV_J2K_THREADS) || 1));
 /** Native decodes running now (the band split below backs off while others run). */
 let inFlight = 0;
+/** Runs `decode`, counted as `n` native decodes while it runs. */
+async function counted<T>(n: number, decode: () => Promise<T>): Promise<T> {
+  inFlight += n;
+  try {
+    return await decode();
+  } finally {
+    inFlight -= n;
+  }
+}
 /**
  * Cores one process may use for the bands of one decode: IIPSRV_J2K_DECODE_CORES (read on every
  * call; --workers sets it for each worker, ../../src/workers.ts), else the machine's, at most 4
@@ -103,14 +112,11 @@ async function decodeInBands(
   const edges = Array.from({ length: bands + 1 }, (_, i) =>
     i === 0 ? area.y0 : i === bands ? area.y1 : (top + Math.round((rows * i) / bands)) * s,
   );
-  inFlight += bands;
-  try {
-    const parts = await Promise.all(edges.slice(0, -1).map((y0, i) => decode(data, { ...options, ...area, y0, y1: edges[i + 1] })));
-    if (parts.length === 1) return parts[0];
-    return { ...parts[0], height: rows, data: Buffer.concat(parts.map((q) => q.data)) };
-  } finally {
-    inFlight -= bands;
-  }
+  const parts = await counted(bands, () =>
+    Promise.all(edges.slice(0, -1).map((y0, i) => decode(data, { ...options, ...area, y0, y1: edges[i + 1] }))),
+  );
+  if (parts.length === 1) return parts[0];
+  return { ...parts[0], height: rows, data: Buffer.concat(parts.map((q) => q.data)) };
 }
 
 /**
@@ -356,12 +362,7 @@ export class Jpeg2000Decoder implements ImageDecoder {
         const bands = p.subsampled ? 1 : bandCount(k, rect);
         out = await decodeInBands(addon.decodeBuffer.bind(addon), cs.data, { ...options, format: 0, reduce: cs.reduce }, cs.area, bands);
       } else {
-        inFlight++;
-        try {
-          out = await addon.decode(this.path, options);
-        } finally {
-          inFlight--;
-        }
+        out = await counted(1, () => addon.decode(this.path, options));
       }
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
