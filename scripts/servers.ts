@@ -67,6 +67,16 @@ export async function waitForPort(port: number, timeoutMs = 15_000): Promise<voi
   throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
 }
 
+/** Polls `cond` every 50 ms until it holds or `ms` pass; the last answer is returned. */
+export async function until(cond: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond();
+}
+
 export interface Running {
   readonly port: number;
   readonly proc: ChildProcess;

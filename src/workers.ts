@@ -124,6 +124,8 @@ export async function runMaster(o: MasterOptions): Promise<void> {
   const started = Date.now();
   const slots: Slot[] = [];
   const bySlot = new Map<Worker, Slot>();
+  // "Running" means serving: a forked worker counts once its front end listens.
+  const listening = new Set<Worker>();
   let everListening = false;
   let failedBeforeListening = 0;
   let stopping = false;
@@ -140,6 +142,7 @@ export async function runMaster(o: MasterOptions): Promise<void> {
 
   cluster.on('listening', (w) => {
     const slot = bySlot.get(w);
+    if (slot) listening.add(w);
     if (!everListening) {
       everListening = true;
       logger.log(LOG.ERROR, `master ${process.pid}: worker ${slot?.number} (pid ${w.process.pid}) is listening`);
@@ -151,6 +154,7 @@ export async function runMaster(o: MasterOptions): Promise<void> {
   cluster.on('exit', (w, code, signal) => {
     const slot = bySlot.get(w);
     bySlot.delete(w);
+    listening.delete(w);
     if (!slot) return;
     slot.worker = undefined;
     if (stopping) {
@@ -222,7 +226,7 @@ export async function runMaster(o: MasterOptions): Promise<void> {
       type: 'gauge',
       samples: [
         { labels: { state: 'configured' }, value: o.workers },
-        { labels: { state: 'running' }, value: bySlot.size },
+        { labels: { state: 'running' }, value: listening.size },
       ],
     },
     {

@@ -13,6 +13,7 @@ import {
   ROOT,
   spawnListening,
   startNginx,
+  until,
   writeIipsrvWrapper,
   type Running,
 } from '../../scripts/servers.js';
@@ -59,10 +60,16 @@ describe('spawn-fcgi.sh: spawn-fcgi hands the socket to iipsrv --workers 2', () 
   });
 
   it('runs a master and two workers on the inherited socket', async () => {
-    const status = execFileSync(process.execPath, [CLI, 'status', '--bind', `127.0.0.1:${fcgi.port}`], { encoding: 'utf8' });
-    expect(status).toMatch(/2 of 2 workers running/);
-    const log = fs.readFileSync(path.join(bin, 'iipsrv.log'), 'utf8');
-    expect(log.match(/\[worker \d\] Running on the FastCGI socket passed as file descriptor 0/g)?.length).toBe(2);
+    // spawn-fcgi's socket accepts before the workers start, so the first tests may be
+    // served while the second worker is still booting: wait for it, boundedly.
+    const status = (): string => execFileSync(process.execPath, [CLI, 'status', '--bind', `127.0.0.1:${fcgi.port}`], { encoding: 'utf8' });
+    const workerLines = (): number =>
+      fs
+        .readFileSync(path.join(bin, 'iipsrv.log'), 'utf8')
+        .match(/\[worker \d\] Running on the FastCGI socket passed as file descriptor 0/g)?.length ?? 0;
+    expect(await until(async () => /2 of 2 workers running/.test(status()), 10_000)).toBe(true);
+    expect(await until(async () => workerLines() === 2, 5_000)).toBe(true);
+    expect(status()).toMatch(/2 of 2 workers running, 0 restarts/);
   });
 
   it('stops master and workers on SIGTERM with exit code 0', async () => {

@@ -16,6 +16,7 @@ import {
   ROOT,
   spawnListening,
   startNginx,
+  until,
   writeIipsrvWrapper,
   type Running,
 } from '../../scripts/servers.js';
@@ -106,8 +107,7 @@ describe('iipsrv.service', () => {
   it('empties the caches on ExecReload and stops cleanly on SIGTERM', async () => {
     const reload = expandCommand(entries.find(([k]) => k === 'ExecReload')![1], { MAINPID: String(service.proc.pid) });
     execFileSync(reload[0], reload.slice(1));
-    const end = Date.now() + 5000;
-    while (!/\[worker \d+\] Caught SIGHUP/.test(service.output()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    await until(() => /\[worker \d+\] Caught SIGHUP/.test(service.output()), 5000);
     expect(service.output()).toMatch(/\[master\] Caught SIGHUP signal/);
     expect(service.output()).toMatch(/\[worker \d+\] Caught SIGHUP signal: emptying caches/);
     const exited = new Promise<number | null>((resolve) => service.proc.once('exit', (code) => resolve(code)));

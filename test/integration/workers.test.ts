@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePrometheus, sumOf, type ParsedSample } from '../../src/metrics.js';
 import { fastcgiRequest, metricsRequest, type FastCgiTarget } from '../../src/status.js';
 import { makeSample } from '../../scripts/make-sample.js';
-import { childEnv, CLI, freePort, startIipsrv, startNginx, waitForPort, type Running } from '../../scripts/servers.js';
+import { childEnv, CLI, freePort, startIipsrv, startNginx, until, waitForPort, type Running } from '../../scripts/servers.js';
 
 let dir: string;
 
@@ -40,15 +40,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function until(cond: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return cond();
 }
 
 describe('--workers 2 on --bind TCP behind nginx', () => {
