@@ -48,6 +48,8 @@ export interface Config {
   readonly watermarkOpacity: number;
   /** Largest output side; -1 unlimited. */
   readonly maxCvt: number;
+  /** MAX_ICC: embed the source ICC profile when smaller than this many bytes; 0 never, -1 always. */
+  readonly maxIcc: number;
   readonly allowUpscaling: boolean;
   /** 0 nearest, 1 bilinear, 2 bicubic, 3 lanczos3. */
   readonly interpolation: number;
@@ -196,6 +198,8 @@ export function loadConfig(env: Env = process.env): ConfigResult {
   let maxCvt = r.num('MAX_CVT', 5000, { integer: true });
   if (maxCvt === 0) maxCvt = 5000;
   else if (maxCvt < -1) maxCvt = 1;
+  // iipsrv's code says 65536, its README 65535: the documented value (§13 #20).
+  const maxIcc = r.num('MAX_ICC', 65535, { integer: true, min: -1 });
   let iiifVersion = r.num('IIIF_VERSION', 3, { integer: true });
   if (iiifVersion !== 2 && iiifVersion !== 3) {
     r.warnings.push(`IIIF_VERSION: only 2 and 3 are served, received ${iiifVersion}; using 3`);
@@ -218,6 +222,7 @@ export function loadConfig(env: Env = process.env): ConfigResult {
     watermarkProbability: r.num('WATERMARK_PROBABILITY', 1, { min: 0, max: 1 }),
     watermarkOpacity: r.num('WATERMARK_OPACITY', 1, { min: 0, max: 1 }),
     maxCvt,
+    maxIcc,
     allowUpscaling: r.bool('ALLOW_UPSCALING', true),
     interpolation: r.num('INTERPOLATION', 1, { integer: true, min: 0, max: 3 }),
     codecPassthrough: r.bool('CODEC_PASSTHROUGH', true),

@@ -49,7 +49,9 @@ class JpegDecoder implements ImageDecoder {
   /** A sharp pipeline delivering `level` (resized from the full image, DCT-scaled on load). */
   private pipeline(level: number): Sharp {
     const l = this.info.levels[level];
-    let img = sharp(this.path, { limitInputPixels: false, failOn: 'warning' });
+    // Stored values, not converted through the embedded profile (the renderer embeds it in the
+    // output instead), except for CMYK, which only a profile can turn into RGB.
+    let img = sharp(this.path, { limitInputPixels: false, failOn: 'warning', ignoreIcc: this.info.icc !== undefined });
     if (level > 0) img = img.resize(l.width, l.height, { fit: 'fill', kernel: 'linear' });
     return img.toColourspace(this.info.channels === 1 ? 'b-w' : 'srgb');
   }
@@ -131,6 +133,7 @@ export const jpegDecoder: DecoderModule = {
       maxValues: new Array<number>(channels).fill(255),
       ...(resolution ? { resolution } : {}),
       metadata: {},
+      ...(meta.icc && meta.space !== 'cmyk' ? { icc: meta.icc } : {}),
     };
     return new JpegDecoder(info, path);
   },

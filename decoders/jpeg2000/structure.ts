@@ -92,7 +92,7 @@ export async function describe(file: Jpeg2000File, path: string): Promise<Descri
   // Colour: the first colr box we understand; raw codestreams go by component count.
   let colourSpace: ColourSpace | undefined;
   let ycc = false;
-  let iccBytes: number | undefined;
+  let icc: Buffer | undefined;
   for (const c of hdr?.colour ?? []) {
     if (c.method === 1 && c.enumerated !== undefined) {
       const e = c.enumerated;
@@ -107,7 +107,7 @@ export async function describe(file: Jpeg2000File, path: string): Promise<Descri
       break;
     }
     if ((c.method === 2 || c.method === 3) && c.icc) {
-      iccBytes = c.icc.length; // noted, not applied: samples are served as sRGB/grey
+      icc = c.icc; // samples are served as decoded; the renderer embeds the profile (MAX_ICC)
       break;
     }
   }
@@ -162,7 +162,6 @@ export async function describe(file: Jpeg2000File, path: string): Promise<Descri
       }
     }
   }
-  if (iccBytes !== undefined) metadata['icc-profile'] = `embedded, ${iccBytes} bytes (not applied)`;
 
   const info: ImageInfo = {
     format: 'jpeg2000',
@@ -178,6 +177,7 @@ export async function describe(file: Jpeg2000File, path: string): Promise<Descri
     maxValues: Array.from({ length: components }, () => max),
     ...(resolution ? { resolution } : {}),
     metadata,
+    ...(icc ? { icc } : {}),
   };
   const plan: DecodePlan = {
     format: file.kind === 'j2k' ? 0 : 1,

@@ -48,6 +48,7 @@ export const Tag = {
   YCbCrSubsampling: 530,
   XMLPacket: 700,
   Copyright: 33432,
+  InterColorProfile: 34675,
 } as const;
 
 /** Text tags exposed by `Ifd.textTags()`, by a short name. */
@@ -614,6 +615,12 @@ export class Ifd {
       }),
     );
     return out;
+  }
+
+  /** Any tag's value bytes as stored (an ICC profile, say); undefined when absent. */
+  async bytes(tag: number): Promise<Buffer | undefined> {
+    const e = this.entries.get(tag);
+    return e ? this.file.entryBytes(e, this.where, MAX_BLOB_BYTES) : undefined;
   }
 
   /** Any tag's numeric values (reads out-of-line values on demand; not cached). */

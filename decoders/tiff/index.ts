@@ -11,7 +11,7 @@ import { borrow, giveBack } from '../sample-pool.js';
 import type { ColourSpace, ImageInfo, Level, PhysicalResolution, SampleFormat } from '../../src/core/image-info.js';
 import type { Rect } from '../../src/core/view.js';
 import { ImageServerError } from '../../src/core/errors.js';
-import { Ifd, TiffFile } from './ifd.js';
+import { Ifd, Tag, TiffFile } from './ifd.js';
 import { labToFloat, PREDICTOR_TAG, rawCodecSupported, readSampleBlock, type SampleLayout } from './samples.js';
 import { fileError } from '../file-error.js';
 import { clearTileBlocks, TileBlocks, tileCacheBytes, type LevelGrid } from './tile-blocks.js';
@@ -135,7 +135,9 @@ async function findLevels(tiff: TiffFile, path: string): Promise<LevelSource[]> 
   // failOn 'warning' (sharp's default, stated here on purpose): libtiff reports a tile that
   // fails to decode only as a warning, and anything laxer returns black pixels instead of an
   // error. Header oddities (unknown tags, unsorted entries) do not trip it.
-  const base: SharpOptions = { limitInputPixels: false, failOn: 'warning' };
+  // ignoreIcc: samples are served as stored, as on every other path (passthrough, raw
+  // samples); sharp would otherwise convert them from an embedded profile to sRGB.
+  const base: SharpOptions = { limitInputPixels: false, failOn: 'warning', ignoreIcc: true };
   const levelOf = (ifd: Ifd, virtual: boolean): Level => ({
     width: ifd.width,
     height: ifd.height,
@@ -579,6 +581,7 @@ async function buildInfo(tiff: TiffFile, path: string): Promise<{ info: ImageInf
   put('make', t.make);
   put('model', t.model);
   put('xmp', t.xmp);
+  const icc = await ifd0.bytes(Tag.InterColorProfile);
 
   const info: ImageInfo = {
     format: 'tiff',
@@ -594,6 +597,7 @@ async function buildInfo(tiff: TiffFile, path: string): Promise<{ info: ImageInf
     maxValues,
     ...(resolution ? { resolution } : {}),
     metadata,
+    ...(icc && icc.length > 0 ? { icc } : {}),
   };
   return { info, levels, plan };
 }

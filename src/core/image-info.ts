@@ -52,6 +52,11 @@ export interface ImageInfo {
    * angles that exist (IIP `Horizontal-views`, `Vertical-views`). Absent for plain files.
    */
   readonly views?: ImageViews;
+  /**
+   * The source's embedded ICC profile, as stored. Samples are served as stored (never converted
+   * through it, as iipsrv); the renderer embeds it in the output when MAX_ICC allows.
+   */
+  readonly icc?: Uint8Array;
 }
 
 /**

@@ -17,6 +17,7 @@ import type { Config } from '../config.js';
 import { ImageServerError } from '../core/errors.js';
 import { CONTENT_TYPES, hasProcessing, type OutputFormat } from '../core/view.js';
 import { KERNELS, encodeWith, sharpFrom, sharpRaw, type EncoderSettings, type IntPixels } from './encode.js';
+import { embedProfile, profileFor } from './icc.js';
 import type { RenderPlan } from './plan.js';
 import {
   binarise,
@@ -41,6 +42,8 @@ export interface RenderSettings extends EncoderSettings {
   readonly watermark?: WatermarkSettings;
   /** Random numbers for watermark placement (tests inject a fixed sequence). */
   readonly random?: () => number;
+  /** MAX_ICC: source profiles smaller than this are embedded; 0 never, −1 always. */
+  readonly maxIcc?: number;
 }
 
 export interface Rendered {
@@ -59,6 +62,7 @@ export function renderSettings(config: Config): RenderSettings {
     avifQuality: config.avifQuality,
     tiffCompression: config.tiffCompression,
     interpolation: config.interpolation,
+    maxIcc: config.maxIcc,
     watermark: { path: config.watermark, probability: config.watermarkProbability, opacity: config.watermarkOpacity },
   };
 }
@@ -66,7 +70,7 @@ export function renderSettings(config: Config): RenderSettings {
 /** The part of a cache key that comes from the settings: equal keys give equal bytes. */
 export function settingsKey(s: RenderSettings): string {
   const wm = watermarkActive(s.watermark) ? `w${s.watermark!.path}|${s.watermark!.probability}|${s.watermark!.opacity}` : '';
-  return `q${s.jpegQuality},${s.pngQuality},${s.webpQuality},${s.avifQuality},t${s.tiffCompression},i${s.interpolation}${wm}`;
+  return `q${s.jpegQuality},${s.pngQuality},${s.webpQuality},${s.avifQuality},t${s.tiffCompression},i${s.interpolation},c${s.maxIcc ?? 0}${wm}`;
 }
 
 /** Whether stored tiles may be sent unchanged under these settings (never with a watermark). */
@@ -220,7 +224,14 @@ async function renderPipeline(img: Sharp, plan: RenderPlan, channels: number, s:
   return encodeBody(out, plan, bands, false, s);
 }
 
+/** The view rendered and encoded, with the source's ICC profile when it still applies. */
 export async function render(decoder: ImageDecoder, plan: RenderPlan, settings: RenderSettings): Promise<Rendered> {
+  const out = await renderBody(decoder, plan, settings);
+  const icc = profileFor(decoder.info, plan, settings.maxIcc ?? 0);
+  return icc ? { ...out, body: embedProfile(out.body, plan.format, icc) } : out;
+}
+
+async function renderBody(decoder: ImageDecoder, plan: RenderPlan, settings: RenderSettings): Promise<Rendered> {
   const info = decoder.info;
   const marking = watermarkActive(settings.watermark);
   if (plan.passthroughCandidate && plan.tile && decoder.readEncodedTile && !marking && info.colourSpace !== 'cielab') {

@@ -83,6 +83,15 @@ describe('configuration from the environment', () => {
     expect(loadConfig({ MAX_CVT: '-7' }).config.maxCvt).toBe(1);
   });
 
+  it('MAX_ICC: 65535 as documented, −1 and 0 kept, below −1 reported and clamped', () => {
+    expect(loadConfig({}).config.maxIcc).toBe(65535);
+    expect(loadConfig({ MAX_ICC: '-1' }).config.maxIcc).toBe(-1);
+    expect(loadConfig({ MAX_ICC: '0' }).config.maxIcc).toBe(0);
+    const bad = loadConfig({ MAX_ICC: '-5' });
+    expect(bad.config.maxIcc).toBe(-1);
+    expect(bad.warnings[0]).toContain('MAX_ICC');
+  });
+
   it('parses URI_MAP forms', () => {
     expect(loadConfig({ URI_MAP: '/iiif=>iiif' }).config.uriMap).toEqual({ prefix: 'iiif', protocol: 'IIIF' });
     expect(loadConfig({ URI_MAP: 'zoom=>Zoomify' }).config.uriMap).toEqual({ prefix: 'zoom', protocol: 'Zoomify' });

@@ -1,0 +1,163 @@
+// ICC profile embedding (src/image/icc.ts): each container's splice is read back by libvips
+// (sharp metadata) with the exact profile and unchanged pixels, and the MAX_ICC decision rules.
+
+import sharp, { type Sharp } from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ImageInfo } from '../../../src/core/image-info.js';
+import type { OutputFormat } from '../../../src/core/view.js';
+import { embedProfile, jpegWithProfile, profileFor, profileSpace } from '../../../src/image/icc.js';
+
+let p3: Buffer;
+
+/** sharp's built-in Display P3 profile, taken from a JPEG that sharp tagged with it. */
+async function displayP3(): Promise<Buffer> {
+  const tagged = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
+    .withIccProfile('p3')
+    .jpeg()
+    .toBuffer();
+  return (await sharp(tagged).metadata()).icc!;
+}
+
+/** A profile of another colour space: P3's bytes with the header's space set to `space`. */
+function withSpace(icc: Buffer, space: string): Buffer {
+  const b = Buffer.from(icc);
+  b.write(space, 16, 'latin1');
+  return b;
+}
+
+beforeAll(async () => {
+  p3 = await displayP3();
+});
+
+// A 37×23 pattern with alpha variants: odd sizes catch width/height slips in the WebP header.
+function pattern(channels: 3 | 4 | 1): Sharp {
+  const w = 37;
+  const h = 23;
+  const data = Buffer.alloc(w * h * channels);
+  for (let i = 0; i < w * h; i++)
+    for (let c = 0; c < channels; c++) data[i * channels + c] = c === 3 ? 128 + (i % 100) : (i * (c + 3)) % 256;
+  const img = sharp(data, { raw: { width: w, height: h, channels } });
+  return channels === 1 ? img.toColourspace('b-w') : img;
+}
+
+const ENCODERS: Record<Exclude<OutputFormat, 'avif'>, (s: Sharp) => Sharp> = {
+  jpg: (s) => s.jpeg({ quality: 90 }),
+  png: (s) => s.png(),
+  webp: (s) => s.webp({ quality: 80 }),
+  tif: (s) => s.tiff({ compression: 'deflate' }),
+};
+
+describe('embedProfile', () => {
+  for (const [format, encode] of Object.entries(ENCODERS) as [Exclude<OutputFormat, 'avif'>, (s: Sharp) => Sharp][]) {
+    for (const channels of [3, 4, 1] as const) {
+      if (format === 'jpg' && channels === 4) continue;
+      it(`${format}, ${channels} band(s): libvips reads the profile back; pixels and size unchanged`, async () => {
+        const plain = await encode(pattern(channels)).toBuffer();
+        const icc = channels === 1 ? withSpace(p3, 'GRAY') : p3;
+        const tagged = embedProfile(plain, format, icc);
+        expect(tagged.length).toBeGreaterThan(plain.length);
+        const meta = await sharp(tagged).metadata();
+        expect(meta.icc?.equals(icc)).toBe(true);
+        expect([meta.width, meta.height, meta.channels]).toEqual([37, 23, channels === 1 && format === 'webp' ? 3 : channels]);
+        const before = await sharp(plain, { ignoreIcc: true }).raw().toBuffer();
+        const after = await sharp(tagged, { ignoreIcc: true }).raw().toBuffer();
+        expect(after.equals(before)).toBe(true);
+      });
+    }
+  }
+
+  it('WebP that is already extended (VP8X, lossy with alpha): sets the ICC flag and keeps one VP8X', async () => {
+    const plain = await pattern(4).webp({ quality: 80 }).toBuffer();
+    expect(plain.toString('latin1', 12, 16)).toBe('VP8X');
+    const tagged = embedProfile(plain, 'webp', p3);
+    expect(tagged[20] & 0x30).toBe(0x30); // ICC and alpha
+    expect(tagged.toString('latin1').split('VP8X').length - 1).toBe(1);
+    expect(tagged.readUInt32LE(4)).toBe(tagged.length - 8);
+  });
+
+  it('JPEG: profiles over 65519 bytes go in numbered APP2 segments, after a JFIF APP0', async () => {
+    // sharp writes no APP0; put a JFIF one in as other encoders (and iipsrv) write it.
+    const bare = await pattern(3).jpeg().toBuffer();
+    const app0 = Buffer.from([0xff, 0xe0, 0, 16, ...Buffer.from('JFIF\0', 'latin1'), 1, 1, 0, 0, 1, 0, 1, 0, 0]);
+    const plain = Buffer.concat([bare.subarray(0, 2), app0, bare.subarray(2)]);
+    const big = Buffer.concat([p3, Buffer.alloc(140_000, 7)]);
+    const tagged = jpegWithProfile(plain, big);
+    // APP0 stays first; then three APP2 "ICC_PROFILE" segments numbered 1..3 of 3.
+    expect(tagged.subarray(0, 2 + app0.length).equals(plain.subarray(0, 2 + app0.length))).toBe(true);
+    let at = 2 + app0.length;
+    const parts: Buffer[] = [];
+    for (let seq = 1; seq <= 3; seq++) {
+      expect(tagged.subarray(at, at + 2)).toEqual(Buffer.from([0xff, 0xe2]));
+      const len = tagged.readUInt16BE(at + 2);
+      expect(tagged.toString('latin1', at + 4, at + 16)).toBe('ICC_PROFILE\0');
+      expect([tagged[at + 16], tagged[at + 17]]).toEqual([seq, 3]);
+      parts.push(tagged.subarray(at + 18, at + 2 + len));
+      at += 2 + len;
+    }
+    expect(Buffer.concat(parts).equals(big)).toBe(true);
+    expect((await sharp(tagged).metadata()).width).toBe(37);
+  });
+
+  it('leaves bytes it does not recognise, and AVIF, unchanged', () => {
+    const junk = Buffer.from('not an image at all');
+    for (const f of ['jpg', 'png', 'webp', 'tif', 'avif'] as const) expect(embedProfile(junk, f, p3)).toBe(junk);
+  });
+});
+
+describe('profileFor (MAX_ICC and when the profile still describes the output)', () => {
+  const info = (over: Partial<ImageInfo> = {}): ImageInfo => ({
+    format: 'tiff',
+    width: 10,
+    height: 10,
+    levels: [{ width: 10, height: 10, tileWidth: 256, tileHeight: 256 }],
+    channels: 3,
+    bitsPerSample: 8,
+    sampleFormat: 'uint',
+    colourSpace: 'srgb',
+    compression: 'jpeg',
+    minValues: [0, 0, 0],
+    maxValues: [255, 255, 255],
+    metadata: {},
+    icc: p3,
+    ...over,
+  });
+  const view = { format: 'jpg' as const, quality: 'default' as const };
+
+  it('reads the colour space from the header', () => {
+    expect(profileSpace(p3)).toBe('RGB ');
+    expect(profileSpace(withSpace(p3, 'GRAY'))).toBe('GRAY');
+    expect(profileSpace(new Uint8Array(10))).toBe('');
+  });
+
+  it('MAX_ICC: 0 never, −1 any size, else only profiles smaller than it', () => {
+    expect(profileFor(info(), view, 0)).toBeUndefined();
+    expect(profileFor(info(), view, -1)).toBe(p3);
+    expect(profileFor(info(), view, p3.length + 1)).toBe(p3);
+    expect(profileFor(info(), view, p3.length)).toBeUndefined();
+    expect(profileFor(info({ icc: undefined }), view, -1)).toBeUndefined();
+  });
+
+  it('not after colormap, hill shading, colour twist or band selection; kept for contrast and gamma', () => {
+    for (const processing of [
+      { colormap: 'jet' as const },
+      { hillshade: { horizontal: 1, vertical: 2 } },
+      { twist: [[1, 0, 0]] },
+      { bands: [2, 1, 0] },
+    ]) {
+      expect(profileFor(info(), { ...view, processing }, -1)).toBeUndefined();
+    }
+    expect(profileFor(info(), { ...view, processing: { contrast: 1.5, gamma: 0.8 } }, -1)).toBe(p3);
+  });
+
+  it('RGB profiles only for colour output; GRAY profiles for grey images; not for CIELAB or AVIF', () => {
+    expect(profileFor(info(), { ...view, quality: 'color' }, -1)).toBe(p3);
+    expect(profileFor(info(), { ...view, quality: 'gray' }, -1)).toBeUndefined();
+    expect(profileFor(info(), { ...view, quality: 'bitonal' }, -1)).toBeUndefined();
+    expect(profileFor(info({ channels: 1 }), view, -1)).toBeUndefined();
+    const grey = withSpace(p3, 'GRAY');
+    expect(profileFor(info({ channels: 1, colourSpace: 'grey', icc: grey }), { ...view, quality: 'gray' }, -1)).toBe(grey);
+    expect(profileFor(info({ icc: withSpace(p3, 'CMYK') }), view, -1)).toBeUndefined();
+    expect(profileFor(info({ colourSpace: 'cielab' }), view, -1)).toBeUndefined();
+    expect(profileFor(info(), { ...view, format: 'avif' }, -1)).toBeUndefined();
+  });
+});
