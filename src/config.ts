@@ -62,6 +62,12 @@ export interface Config {
   readonly verbosity: number;
   readonly uriMap?: UriMap;
   readonly iiifVersion: number;
+  /** IIIF_EXTENSIONS: the qualities negative, stretch, equalization and log. */
+  readonly iiifExtensions: boolean;
+  /** IIIF_DELIMITER: `<id><delimiter><n>` selects member n of a sequence; empty = off. */
+  readonly iiifDelimiter: string;
+  /** IIIF_EXTRA_INFO: JSON members added to every info.json (already parsed). */
+  readonly iiifExtraInfo: Readonly<Record<string, unknown>>;
   readonly copyright: string;
   /**
    * MEMCACHED_SERVERS as given: `host[:port]` comma list. Empty (the default) = no Memcached
@@ -186,6 +192,24 @@ function codeOrZero(r: Reader, name: string, def: number, max: number): number {
   return 0;
 }
 
+/**
+ * IIIF_EXTRA_INFO: iipsrv pastes the text into info.json as it is (`"service": [...]`); here it
+ * must parse as JSON object members, so that a typo is reported at start-up rather than
+ * breaking every info.json.
+ */
+function extraInfo(r: Reader): Record<string, unknown> {
+  const text = r.str('IIIF_EXTRA_INFO', '').trim().replace(/^,|,$/g, '');
+  if (text === '') return {};
+  try {
+    const v: unknown = JSON.parse(text.startsWith('{') ? text : `{${text}}`);
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  r.warnings.push('IIIF_EXTRA_INFO: expected JSON members such as "service": [ ... ]; ignored');
+  return {};
+}
+
 export function loadConfig(env: Env = process.env): ConfigResult {
   const r = new Reader(env);
   // TIFF output: iipsrv rejects 5 (Zstandard) although its README documents it; we accept it.
@@ -233,6 +257,9 @@ export function loadConfig(env: Env = process.env): ConfigResult {
     verbosity: Math.max(0, r.num('VERBOSITY', 1, { integer: true })),
     uriMap: parseUriMap(env.URI_MAP, r.warnings),
     iiifVersion,
+    iiifExtensions: r.bool('IIIF_EXTENSIONS', false),
+    iiifDelimiter: r.str('IIIF_DELIMITER', ''),
+    iiifExtraInfo: extraInfo(r),
     copyright: r.str('COPYRIGHT', ''),
     memcachedServers: memcachedServers(r, env.MEMCACHED_SERVERS),
     memcachedTimeout: r.num('MEMCACHED_TIMEOUT', 86400, { integer: true, min: 0 }),

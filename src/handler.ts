@@ -141,6 +141,9 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     iiifVersion: config.iiifVersion,
     formats: deps.formats,
     copyright: config.copyright,
+    iiifExtensions: config.iiifExtensions,
+    iiifDelimiter: config.iiifDelimiter,
+    iiifExtraInfo: config.iiifExtraInfo,
     cors: config.cors !== '',
     iipErrorStatus200: config.iipErrorStatus200,
   };

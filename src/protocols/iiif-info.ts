@@ -6,7 +6,7 @@
 import { cvtLimits, iiifSizes, scaleFactors, type Size } from '../core/geometry.js';
 import type { ImageInfo } from '../core/image-info.js';
 import type { FormattedBody, ProtocolInput, ProtocolOptions } from './protocol.js';
-import { isOutputFormat, type IiifVersion } from './iiif-parse.js';
+import { EXTENSION_QUALITIES, isOutputFormat, type IiifVersion } from './iiif-parse.js';
 
 export const contextUri = (version: IiifVersion): string => `http://iiif.io/api/image/${version}/context.json`;
 export const profileUri = (version: IiifVersion): string => `http://iiif.io/api/image/${version}/level2.json`;
@@ -108,8 +108,20 @@ function outputFormats(options: ProtocolOptions): string[] {
   return [...new Set(options.formats.filter(isOutputFormat))];
 }
 
-function colourQualities(info: ImageInfo): string[] {
-  return info.channels >= 3 ? ['color', 'gray', 'bitonal'] : ['gray', 'bitonal'];
+function colourQualities(info: ImageInfo, options: ProtocolOptions): string[] {
+  const own = info.channels >= 3 ? ['color', 'gray', 'bitonal'] : ['gray', 'bitonal'];
+  return options.iiifExtensions ? [...own, ...Object.keys(EXTENSION_QUALITIES)] : own;
+}
+
+/**
+ * IIIF_EXTRA_INFO members, after `rights` as in iipsrv. A `service` of its own is merged with
+ * the physdim service rather than replacing it.
+ */
+function extraMembers(options: ProtocolOptions, service: object[] | undefined): Record<string, unknown> {
+  const extra = options.iiifExtraInfo ?? {};
+  const own = extra.service;
+  const services = [...(own === undefined ? [] : Array.isArray(own) ? own : [own]), ...(service ?? [])];
+  return { ...extra, ...(services.length > 0 ? { service: services } : {}) };
 }
 
 function sizesAndTiles(info: ImageInfo): { sizes: Size[]; tiles: object[] } {
@@ -154,12 +166,12 @@ export function infoV3(info: ImageInfo, id: string, options: ProtocolOptions): R
     type: 'ImageService3',
     profile: 'level2',
     ...limits(options),
-    extraQualities: colourQualities(info),
+    extraQualities: colourQualities(info, options),
     // jpg and png are part of level 2 already.
     extraFormats: outputFormats(options).filter((f) => f !== 'jpg' && f !== 'png'),
     extraFeatures: features,
     ...(rights !== undefined ? { rights } : {}),
-    ...(service ? { service } : {}),
+    ...extraMembers(options, service),
   };
 }
 
@@ -183,13 +195,13 @@ export function infoV2(info: ImageInfo, id: string, options: ProtocolOptions): R
       profileUri(2),
       {
         formats: outputFormats(options),
-        qualities: ['default', ...colourQualities(info)],
+        qualities: ['default', ...colourQualities(info, options)],
         supports,
         ...limits(options),
       },
     ],
     ...(rights !== undefined ? { license: rights } : {}),
-    ...(service ? { service } : {}),
+    ...extraMembers(options, service),
   };
 }
 

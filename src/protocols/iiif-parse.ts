@@ -5,7 +5,7 @@
 import { ImageServerError } from '../core/errors.js';
 import { decodePercent } from './percent.js';
 import { CONTENT_TYPES } from '../core/view.js';
-import type { OutputFormat, Quality, RegionSpec, Rotation, SizeSpec } from '../core/view.js';
+import type { OutputFormat, Processing, Quality, RegionSpec, Rotation, SizeSpec } from '../core/view.js';
 
 export type IiifVersion = 2 | 3;
 
@@ -107,10 +107,22 @@ const QUALITIES: Readonly<Record<string, Quality>> = {
   bitonal: 'bitonal',
 };
 
-export function parseQuality(quality: string): Quality {
+/**
+ * IIIF_EXTENSIONS qualities: iipsrv's names for IIP processing (INV, CNT=st, CNT=eq, GAM=log),
+ * applied to the default colours.
+ */
+export const EXTENSION_QUALITIES: Readonly<Record<string, Processing>> = {
+  negative: { invert: true },
+  stretch: { contrast: 'stretch' },
+  equalization: { contrast: 'equalization' },
+  log: { gamma: 'log' },
+};
+
+export function parseQuality(quality: string, extensions = false): { quality: Quality; processing?: Processing } {
   const q = Object.hasOwn(QUALITIES, quality) ? QUALITIES[quality] : undefined;
-  if (!q) throw new ImageServerError('BAD_QUALITY', `IIIF: unsupported quality: ${quality}`);
-  return q;
+  if (q) return { quality: q };
+  if (extensions && Object.hasOwn(EXTENSION_QUALITIES, quality)) return { quality: 'default', processing: EXTENSION_QUALITIES[quality] };
+  throw new ImageServerError('BAD_QUALITY', `IIIF: unsupported quality: ${quality}`);
 }
 
 export function isOutputFormat(f: string): f is OutputFormat {

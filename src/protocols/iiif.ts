@@ -22,6 +22,7 @@ import {
 import {
   plainTextError,
   type FormattedBody,
+  type ImageMember,
   type Protocol,
   type ProtocolAnswer,
   type ProtocolInput,
@@ -46,6 +47,21 @@ export function negotiateVersion(input: ProtocolInput): { version: IiifVersion; 
 
 const missingIdentifier = (): ImageServerError => new ImageServerError('BAD_REQUEST', 'IIIF: missing identifier');
 
+/**
+ * IIIF_DELIMITER (§5.2 step 7): `<id><delimiter><n>`, at the last occurrence, names member n
+ * of an image sequence, as IIP `SDS=n` does. Only a whole number after the whole delimiter
+ * counts (iipsrv read from the delimiter's second character), so names that merely contain
+ * the delimiter still open as files.
+ */
+function splitMember(identifier: string, options: ProtocolOptions): { identifier: string; member?: ImageMember } {
+  const d = options.iiifDelimiter;
+  const at = d ? identifier.lastIndexOf(d) : -1;
+  if (!d || at <= 0) return { identifier };
+  const n = identifier.slice(at + d.length);
+  if (!/^\d{1,9}$/.test(n)) return { identifier };
+  return { identifier: identifier.slice(0, at), member: { horizontal: Number(n), vertical: 90 } };
+}
+
 function parse(input: ProtocolInput): ProtocolAnswer {
   // A `?…` suffix is cache busting (`default.jpg?t=123`); a real `?` in an identifier is %3F.
   const q = input.argument.indexOf('?');
@@ -68,12 +84,13 @@ function parse(input: ProtocolInput): ProtocolAnswer {
     }
     const rawIdentifier = segments.slice(0, -1).join('/');
     if (rawIdentifier === '') throw missingIdentifier();
-    const identifier = percentDecode(rawIdentifier);
-    const id = iiifBaseUri({ input, rawIdentifier, argument, trailingSegments: 1 });
     const { options } = input;
+    const { identifier, member } = splitMember(percentDecode(rawIdentifier), options);
+    const id = iiifBaseUri({ input, rawIdentifier, argument, trailingSegments: 1 });
     return {
       kind: 'info',
       identifier,
+      ...(member ? { member } : {}),
       // The body depends on the version and the id (scheme, host, path, headers); nothing else
       // of the request reaches it.
       variant: `iiif${version}|${id}`,
@@ -84,28 +101,33 @@ function parse(input: ProtocolInput): ProtocolAnswer {
   if (segments.length < 5) throw new ImageServerError('BAD_REQUEST', 'IIIF: Not enough parameters');
   const rawIdentifier = segments.slice(0, -4).join('/');
   if (rawIdentifier === '') throw missingIdentifier();
-  const identifier = percentDecode(rawIdentifier);
+  const { identifier, member } = splitMember(percentDecode(rawIdentifier), input.options);
 
   // Parameters may arrive percent-encoded (`pct%3A`, `%5Emax`, `%21w,h`); they are decoded once
   // and lower-cased (`FULL`, `Default.JPG` are accepted like iipsrv).
   const [region, size, rotation, qualityFormat] = segments.slice(-4).map((s) => percentDecode(s).toLowerCase());
   const { quality, format } = splitQualityFormat(qualityFormat);
+  const { options } = input;
+  // Parsed in URL order, so that the first bad parameter is the one reported.
+  const parsed = { region: parseRegion(region), size: parseSize(size, version), rotation: parseRotation(rotation) };
+  const asked = parseQuality(quality, options.iiifExtensions);
   const view: RegionView = {
     kind: 'region',
-    region: parseRegion(region),
-    size: parseSize(size, version),
-    rotation: parseRotation(rotation),
-    quality: parseQuality(quality),
-    format: parseFormat(format, input.options.formats),
+    ...parsed,
+    quality: asked.quality,
+    ...(asked.processing ? { processing: asked.processing } : {}),
+    format: parseFormat(format, options.formats),
     upscaleRule: version === 3 ? 'caret' : 'allowed',
   };
   const base = iiifBaseUri({ input, rawIdentifier, argument, trailingSegments: 4 });
-  const { options } = input;
+  // The canonical form names an extension quality as asked, not the `default` it works on.
+  const named = asked.processing ? quality : undefined;
   return {
     kind: 'image',
     identifier,
+    ...(member ? { member } : {}),
     view: () => view,
-    headers: (info, planned) => imageHeaders(info, planned, base, version, options, negotiated),
+    headers: (info, planned) => imageHeaders(info, planned, base, version, options, negotiated, named),
   };
 }
 
@@ -121,9 +143,10 @@ function imageHeaders(
   version: IiifVersion,
   options: ProtocolOptions,
   negotiated: boolean,
+  qualityName?: string,
 ): Array<readonly [string, string]> {
   const headers: Array<readonly [string, string]> = [];
-  const canonical = canonicalParameters(info, view, version, options);
+  const canonical = canonicalParameters(info, view, version, options, qualityName);
   if (canonical) headers.push(['Link', `<${base}/${canonical}>;rel="canonical"`]);
   headers.push(['Link', profileLink(version)]);
   if (negotiated) headers.push(['Cache-Control', 'private']);
@@ -136,7 +159,13 @@ function imageHeaders(
  * with `!` for mirroring; the quality and format asked for. Null when the view cannot be
  * resolved (the planner has rejected it then, so no response carries the header).
  */
-export function canonicalParameters(info: ImageInfo, view: ViewRequest, version: IiifVersion, options: ProtocolOptions): string | null {
+export function canonicalParameters(
+  info: ImageInfo,
+  view: ViewRequest,
+  version: IiifVersion,
+  options: ProtocolOptions,
+  qualityName: string = view.quality,
+): string | null {
   let rect: Rect;
   let out: Size;
   let askedMax = false;
@@ -174,7 +203,7 @@ export function canonicalParameters(info: ImageInfo, view: ViewRequest, version:
     size = native ? 'full' : keepsAspect ? `${out.width},` : `${out.width},${out.height}`;
   }
   const rotation = `${view.rotation.mirror ? '!' : ''}${view.rotation.degrees}`;
-  return `${region}/${size}/${rotation}/${view.quality}.${view.format}`;
+  return `${region}/${size}/${rotation}/${qualityName}.${view.format}`;
 }
 
 export const iiif: Protocol = {

@@ -21,6 +21,12 @@ export interface ProtocolOptions {
   readonly formats: readonly string[];
   /** COPYRIGHT: rights statement when the image has none. */
   readonly copyright: string;
+  /** IIIF_EXTENSIONS: qualities negative, stretch, equalization and log. */
+  readonly iiifExtensions?: boolean;
+  /** IIIF_DELIMITER: `<id><delimiter><n>` selects sequence member n; empty or absent = off. */
+  readonly iiifDelimiter?: string;
+  /** IIIF_EXTRA_INFO: members added to info.json. */
+  readonly iiifExtraInfo?: Readonly<Record<string, unknown>>;
   /** CORS is configured (CORS headers are sent), so info.json may list the `cors` feature. */
   readonly cors?: boolean;
   /** IIP_ERROR_STATUS_200: send IIP `Error/` bodies with status 200 as iipsrv did (default 400). */

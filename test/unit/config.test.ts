@@ -92,6 +92,17 @@ describe('configuration from the environment', () => {
     expect(bad.warnings[0]).toContain('MAX_ICC');
   });
 
+  it('IIIF_EXTRA_INFO: members with or without braces or a leading comma; bad text reported and dropped', () => {
+    const members = { partOf: [{ id: 'm' }] };
+    expect(loadConfig({ IIIF_EXTRA_INFO: '"partOf": [{"id": "m"}]' }).config.iiifExtraInfo).toEqual(members);
+    expect(loadConfig({ IIIF_EXTRA_INFO: ', "partOf": [{"id": "m"}]' }).config.iiifExtraInfo).toEqual(members);
+    expect(loadConfig({ IIIF_EXTRA_INFO: '{"partOf": [{"id": "m"}]}' }).config.iiifExtraInfo).toEqual(members);
+    expect(loadConfig({}).config.iiifExtraInfo).toEqual({});
+    const bad = loadConfig({ IIIF_EXTRA_INFO: 'partOf: x' });
+    expect(bad.config.iiifExtraInfo).toEqual({});
+    expect(bad.warnings[0]).toContain('IIIF_EXTRA_INFO');
+  });
+
   it('parses URI_MAP forms', () => {
     expect(loadConfig({ URI_MAP: '/iiif=>iiif' }).config.uriMap).toEqual({ prefix: 'iiif', protocol: 'IIIF' });
     expect(loadConfig({ URI_MAP: 'zoom=>Zoomify' }).config.uriMap).toEqual({ prefix: 'zoom', protocol: 'Zoomify' });

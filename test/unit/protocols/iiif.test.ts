@@ -272,6 +272,31 @@ describe('IIIF quality and format', () => {
   });
 });
 
+describe('IIIF_EXTENSIONS qualities and IIIF_DELIMITER members', () => {
+  const EXT: InputOverrides = { options: { iiifExtensions: true } };
+
+  it('extension qualities are the default colours with IIP processing, only when enabled', () => {
+    expect(caught(() => parseParams('full/max/0/negative.jpg')).code).toBe('BAD_QUALITY');
+    expect(parseParams('full/max/0/negative.jpg', EXT)).toMatchObject({ quality: 'default', processing: { invert: true } });
+    expect(parseParams('full/max/0/stretch.jpg', EXT).processing).toEqual({ contrast: 'stretch' });
+    expect(parseParams('full/max/0/equalization.jpg', EXT).processing).toEqual({ contrast: 'equalization' });
+    expect(parseParams('full/max/0/LOG.jpg', EXT).processing).toEqual({ gamma: 'log' });
+    expect(parseParams('full/max/0/gray.jpg', EXT).processing).toBeUndefined();
+  });
+
+  it('the delimiter splits at its last whole occurrence, before a number only', () => {
+    const of = (argument: string, d: string) => {
+      const a = iiif.parse(input(argument, { options: { iiifDelimiter: d } }));
+      return a.kind === 'image' || a.kind === 'info' ? { identifier: a.identifier, member: a.member } : undefined;
+    };
+    expect(of('a:b:3/full/max/0/default.jpg', ':')).toEqual({ identifier: 'a:b', member: { horizontal: 3, vertical: 90 } });
+    expect(of('scan--12/info.json', '--')).toEqual({ identifier: 'scan', member: { horizontal: 12, vertical: 90 } });
+    expect(of('a:b.tif/info.json', ':')).toEqual({ identifier: 'a:b.tif', member: undefined });
+    expect(of(':3/info.json', ':')).toEqual({ identifier: ':3', member: undefined });
+    expect(of('a:3/info.json', '')).toEqual({ identifier: 'a:3', member: undefined });
+  });
+});
+
 describe('IIIF image request', () => {
   it('produces the whole RegionView', () => {
     expect(viewOf('a.tif/pct:0,0,50,50/!400,400/!90/gray.png')).toEqual({

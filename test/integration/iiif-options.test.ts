@@ -1,0 +1,173 @@
+// iipsrv's optional IIIF settings end to end through the HTTP front end (`iipsrv --http`):
+// IIIF_EXTENSIONS (qualities negative, stretch, equalization, log), IIIF_EXTRA_INFO (members
+// added to info.json) and IIIF_DELIMITER (`<id><delimiter><n>` selects a sequence member).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, freePort, readableTempDir, spawnListening, type Running } from '../../scripts/servers.js';
+
+let dir: string;
+const servers: Running[] = [];
+
+const W = 64;
+const H = 48;
+
+/**
+ * grad.tif: `sharp(raw 64×48 grey ramp 50 + x·100/63, 3 bands).tiff({ tile 16 })` — a narrow
+ * range, so stretch and equalization visibly widen it. scan_pyr_000_090.tif and
+ * scan_pyr_010_090.tif: a two-view FILENAME_PATTERN sequence, solid red and solid blue.
+ */
+async function makeFixtures(): Promise<void> {
+  const raw = Buffer.alloc(W * H * 3);
+  for (let y = 0; y < H; y++)
+    for (let x = 0; x < W; x++) raw.fill(Math.round(50 + (x * 100) / (W - 1)), (y * W + x) * 3, (y * W + x + 1) * 3);
+  await sharp(raw, { raw: { width: W, height: H, channels: 3 } })
+    .tiff({ tile: true, tileWidth: 16, tileHeight: 16, compression: 'deflate' })
+    .toFile(path.join(dir, 'grad.tif'));
+  for (const [name, background] of [
+    ['scan_pyr_000_090.tif', { r: 255, g: 0, b: 0 }],
+    ['scan_pyr_010_090.tif', { r: 0, g: 0, b: 255 }],
+  ] as const) {
+    await sharp({ create: { width: 40, height: 30, channels: 3, background } })
+      .tiff({ tile: true, tileWidth: 16, tileHeight: 16, compression: 'deflate' })
+      .toFile(path.join(dir, name));
+  }
+}
+
+async function start(env: Record<string, string> = {}): Promise<{ base: string; server: Running }> {
+  const port = await freePort();
+  const server = await spawnListening(
+    process.execPath,
+    [CLI, '--http', `127.0.0.1:${port}`],
+    { FILESYSTEM_PREFIX: `${dir}/`, VERBOSITY: '1', LOGFILE: '-', ...env },
+    port,
+  );
+  servers.push(server);
+  return { base: `http://127.0.0.1:${port}`, server };
+}
+
+async function fetchOk(url: string): Promise<Response> {
+  const res = await fetch(url);
+  expect(res.status, url).toBe(200);
+  return res;
+}
+
+async function grey(url: string): Promise<number[]> {
+  const body = Buffer.from(await (await fetchOk(url)).arrayBuffer());
+  const { data, info } = await sharp(body).raw().toBuffer({ resolveWithObject: true });
+  return Array.from({ length: info.width * info.height }, (_, i) => data[i * info.channels]);
+}
+
+const V2 = { accept: 'application/ld+json;profile="http://iiif.io/api/image/2/context.json"' };
+
+async function info(url: string, headers: Record<string, string> = {}): Promise<Record<string, unknown>> {
+  const res = await fetch(url, { headers });
+  expect(res.status, url).toBe(200);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+beforeAll(async () => {
+  dir = readableTempDir('iipsrv-iiif-options-');
+  await makeFixtures();
+}, 60_000);
+
+afterAll(async () => {
+  for (const s of servers) await s.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('IIIF_EXTENSIONS', () => {
+  it('off by default: the extension qualities are 400 and not advertised', async () => {
+    const { base } = await start();
+    const res = await fetch(`${base}/iiif/grad.tif/full/max/0/negative.png`);
+    expect(res.status).toBe(400);
+    expect(await res.text()).toMatch(/unsupported quality: negative/);
+    expect((await info(`${base}/iiif/grad.tif/info.json`)).extraQualities).toEqual(['color', 'gray', 'bitonal']);
+  });
+
+  it('on: negative, stretch, equalization and log change the pixels as INV, CNT=st, CNT=eq and GAM=log', async () => {
+    const { base } = await start({ IIIF_EXTENSIONS: '1' });
+    const url = (q: string): string => `${base}/iiif/grad.tif/full/max/0/${q}.png`;
+    const plain = await grey(url('default'));
+    expect(Math.min(...plain)).toBe(50);
+    expect(Math.max(...plain)).toBe(150);
+    expect(await grey(url('negative'))).toEqual(plain.map((v) => 255 - v));
+    const stretched = await grey(url('stretch'));
+    expect(Math.min(...stretched)).toBeLessThanOrEqual(1);
+    expect(Math.max(...stretched)).toBeGreaterThanOrEqual(254);
+    const equalised = await grey(url('equalization'));
+    expect(Math.max(...equalised) - Math.min(...equalised)).toBeGreaterThan(200);
+    // The same as IIP's own commands, pixel for pixel.
+    const iip = (cmd: string): string => `${base}/fcgi-bin/iipsrv.fcgi?FIF=grad.tif&${cmd}&CVT=png`;
+    expect(await grey(url('log'))).toEqual(await grey(iip('GAM=log')));
+    expect(await grey(url('log'))).not.toEqual(plain);
+    expect(stretched).toEqual(await grey(iip('CNT=st')));
+    const res = await fetchOk(url('negative'));
+    expect(res.headers.get('link')).toContain('/full/max/0/negative.png>;rel="canonical"');
+    const v3 = await info(`${base}/iiif/grad.tif/info.json`);
+    expect(v3.extraQualities).toEqual(['color', 'gray', 'bitonal', 'negative', 'stretch', 'equalization', 'log']);
+    const v2 = await info(`${base}/iiif/grad.tif/info.json`, V2);
+    expect((v2.profile as [string, { qualities: string[] }])[1].qualities).toContain('equalization');
+  });
+});
+
+describe('IIIF_EXTRA_INFO', () => {
+  it('adds its members to info.json (v3 and v2) after rights', async () => {
+    const { base } = await start({
+      IIIF_EXTRA_INFO:
+        '"service": [{"id": "https://example.org/auth", "type": "AuthProbeService2"}], "partOf": [{"id": "https://example.org/m", "type": "Manifest"}]',
+      COPYRIGHT: 'https://rightsstatements.org/vocab/InC/1.0/',
+    });
+    for (const [headers, rights] of [
+      [{}, 'rights'],
+      [V2, 'license'],
+    ] as const) {
+      const body = await info(`${base}/iiif/grad.tif/info.json`, headers);
+      expect(body.partOf).toEqual([{ id: 'https://example.org/m', type: 'Manifest' }]);
+      // Its own service first, then the physdim service of the file's resolution (72 dpi).
+      const services = body.service as Array<Record<string, unknown>>;
+      expect(services[0]).toEqual({ id: 'https://example.org/auth', type: 'AuthProbeService2' });
+      expect(services[1].profile).toBe('http://iiif.io/api/annex/services/physdim');
+      const keys = Object.keys(body);
+      expect(body[rights]).toBe('https://rightsstatements.org/vocab/InC/1.0/');
+      expect(keys.indexOf('partOf')).toBeGreaterThan(keys.indexOf(rights));
+    }
+  });
+
+  it('text that is not JSON members is reported at start-up by name and left out', async () => {
+    const { base, server } = await start({ IIIF_EXTRA_INFO: '"service": [' });
+    expect(server.output()).toMatch(/IIIF_EXTRA_INFO: expected JSON members/);
+    const body = await info(`${base}/iiif/grad.tif/info.json`);
+    expect((body.service as unknown[]).length).toBe(1); // physdim only
+    expect(body.width).toBe(W);
+  });
+});
+
+describe('IIIF_DELIMITER', () => {
+  const colour = async (url: string): Promise<number[]> => {
+    const body = Buffer.from(await (await fetchOk(url)).arrayBuffer());
+    return [...(await sharp(body).raw().toBuffer()).subarray(0, 3)];
+  };
+
+  for (const delimiter of [':', '::']) {
+    it(`"${delimiter}": <id>${delimiter}<n> serves sequence member n (as SDS=n); the id keeps the suffix`, async () => {
+      const { base } = await start({ IIIF_DELIMITER: delimiter });
+      expect(await colour(`${base}/iiif/scan/full/max/0/default.png`)).toEqual([255, 0, 0]);
+      expect(await colour(`${base}/iiif/scan${delimiter}0/full/max/0/default.png`)).toEqual([255, 0, 0]);
+      expect(await colour(`${base}/iiif/scan${delimiter}10/full/max/0/default.png`)).toEqual([0, 0, 255]);
+      expect(await colour(`${base}/fcgi-bin/iipsrv.fcgi?FIF=scan&SDS=10&CVT=png`)).toEqual([0, 0, 255]);
+      const body = await info(`${base}/iiif/scan${delimiter}10/info.json`);
+      expect(body.id).toBe(`${base}/iiif/scan${delimiter}10`);
+      // A member that does not exist, and a suffix that is not a number.
+      expect((await fetch(`${base}/iiif/scan${delimiter}20/info.json`)).status).toBe(404);
+      expect((await fetch(`${base}/iiif/grad.tif${delimiter}x/info.json`)).status).toBe(404);
+    });
+  }
+
+  it('off by default: the delimiter is part of the file name', async () => {
+    const { base } = await start();
+    expect((await fetch(`${base}/iiif/scan:10/info.json`)).status).toBe(404);
+  });
+});
