@@ -25,13 +25,14 @@ import {
   type ProtocolAnswer,
   type ProtocolInput,
   type ProtocolOptions,
+  type ViewSamples,
 } from './protocols/protocol.js';
 import { cacheKey } from './cache/key.js';
 import type { CacheStore } from './cache/store.js';
 import type { ImageRegistry, ImageSource } from './image/registry.js';
 import { planView, type PlanOptions, type RenderPlan } from './image/plan.js';
 import { passthroughAllowed, render, renderSettings, settingsKey } from './image/render.js';
-import { resolveImage, type SequenceRules } from './image/sequence.js';
+import { DEFAULT_MEMBER, resolveImage, type SequenceRules } from './image/sequence.js';
 import { JpipService } from './protocols/jpip/service.js';
 import type { IndexStore } from './jpeg2000/index-store.js';
 
@@ -263,8 +264,23 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
       const { level, rect } = answer.region(src.info);
       const { common, cached } = conditional(req, src, { text: answer.variant });
       if (cached) return cached;
-      const raw = await src.decoder.readRegion(level, rect, answer.layers !== undefined ? { layers: answer.layers } : undefined);
-      const formatted = answer.format(raw, src.info);
+      const options = answer.layers !== undefined ? { layers: answer.layers } : undefined;
+      let read: ViewSamples[];
+      if (answer.everyView && views) {
+        // Each view is its own file; the validators stay those of the member asked for.
+        const vertical = answer.member?.vertical ?? DEFAULT_MEMBER.vertical;
+        read = await Promise.all(
+          views.horizontal.map(async (horizontal) => {
+            const r = await resolveImage(answer.identifier, { horizontal, vertical }, sequenceRules);
+            const view = await images.get(r.file, r.views);
+            return { horizontal, samples: await view.decoder.readRegion(level, rect, options) };
+          }),
+        );
+      } else {
+        const horizontal = answer.member?.horizontal ?? DEFAULT_MEMBER.horizontal;
+        read = [{ horizontal, samples: await src.decoder.readRegion(level, rect, options) }];
+      }
+      const formatted = answer.format(read, src.info);
       return respond(200, answerHeaders(formatted.contentType, common, headersOf(formatted)), Buffer.from(formatted.body), head);
     }
 

@@ -21,6 +21,7 @@ import {
   type ProtocolInput,
   type ProtocolOptions,
   type RawSamples,
+  type ViewSamples,
 } from './protocol.js';
 import { levelOfResolution, tilePosition } from '../core/geometry.js';
 import { levelRectView, rotatedGrid, sourceRectOfRotatedTile, type ViewStyle } from './tiling.js';
@@ -188,15 +189,17 @@ export function formatProfile(raw: RawSamples): string {
   return `{\n\t"profile": [${values.join(',')}]\n}`;
 }
 
-/** SPECTRA's XML for one image: one point, the first channel normalised to 0..1 for integer data (§4.9). */
-export function formatSpectra(raw: RawSamples, wavelength: number): string {
-  const v = sampleAt(raw, 0);
-  const reflectance = raw.bitsPerSample === 8 ? v / 255 : raw.bitsPerSample === 16 ? v / 65535 : v;
-  return (
-    '<?xml version="1.0" encoding="UTF-8"?>\n<spectra>\n' +
-    `\t<point>\n\t\t<wavelength>${wavelength}</wavelength>\n\t\t<reflectance>${reflectance.toFixed(6)}</reflectance>\n\t</point>\n` +
-    '</spectra>'
-  );
+/**
+ * SPECTRA's XML (§4.9): one point per view, its horizontal angle as the wavelength, the first
+ * channel normalised to 0..1 for integer data.
+ */
+export function formatSpectra(views: readonly ViewSamples[]): string {
+  const points = views.map(({ horizontal, samples }) => {
+    const v = sampleAt(samples, 0);
+    const reflectance = samples.bitsPerSample === 8 ? v / 255 : samples.bitsPerSample === 16 ? v / 65535 : v;
+    return `\t<point>\n\t\t<wavelength>${horizontal}</wavelength>\n\t\t<reflectance>${reflectance.toFixed(6)}</reflectance>\n\t</point>\n`;
+  });
+  return '<?xml version="1.0" encoding="UTF-8"?>\n<spectra>\n' + points.join('') + '</spectra>';
 }
 
 const badPoint = (why: string): ImageServerError => new ImageServerError('BAD_REGION', why);
@@ -286,7 +289,7 @@ export function answerFor(c: IipCommands, options: ProtocolOptions): ProtocolAns
           }
           return { level, rect: { x: x1, y: y1, width, height } };
         },
-        format: (raw) => ({ contentType: 'application/json', body: formatProfile(raw) }),
+        format: ([view]) => ({ contentType: 'application/json', body: formatProfile(view.samples) }),
       };
     case 'SPECTRA':
       return {
@@ -306,9 +309,9 @@ export function answerFor(c: IipCommands, options: ProtocolOptions): ProtocolAns
           }
           return { level, rect: { x: t.x + out.x, y: t.y + out.y, width: 1, height: 1 } };
         },
-        // One point of the member served (the default view unless SDS picks another); its
-        // horizontal angle is the wavelength. iipsrv lists every member of a sequence.
-        format: (raw) => ({ contentType: 'application/xml', body: formatSpectra(raw, member?.horizontal ?? 0) }),
+        // Every horizontal view of a sequence is a wavelength, as iipsrv lists them.
+        everyView: true,
+        format: (views) => ({ contentType: 'application/xml', body: formatSpectra(views) }),
       };
     default:
       // IIIF=, Zoomify= and DeepZoom= are routed to their own modules by the handler.

@@ -75,6 +75,12 @@ export interface BinaryBody {
 /** Decoded samples as the decoder returns them, for PFL and SPECTRA. */
 export type RawSamples = RawImage;
 
+/** The samples read from one view of an image (its horizontal angle; 0 for plain files). */
+export interface ViewSamples {
+  readonly horizontal: number;
+  readonly samples: RawSamples;
+}
+
 /**
  * Which member of an image sequence or stack a request is for (IIP SDS, IIIF_DELIMITER).
  * Absent means the default view: horizontal angle 0, vertical angle 90 (iipsrv's).
@@ -134,7 +140,13 @@ export type ProtocolAnswer =
       region(info: ImageInfo): { readonly level: number; readonly rect: Rect };
       /** JPEG 2000 quality layers to decode (IIP LYR); undefined means the server default. */
       readonly layers?: number;
-      format(samples: RawSamples, info: ImageInfo): FormattedBody;
+      /**
+       * Read the same region from every horizontal view of a sequence (IIP SPECTRA: the views
+       * are wavelengths), at the member's vertical angle. For a plain file: the file alone.
+       */
+      readonly everyView?: boolean;
+      /** `views`: the samples of each view read, in ascending angle order (one for plain files). */
+      format(views: readonly ViewSamples[], info: ImageInfo): FormattedBody;
     }
   /** A body that needs no image (IIP `OBJ=IIP-server` without `FIF`). */
   | { readonly kind: 'fixed'; readonly body: FormattedBody }

@@ -461,11 +461,25 @@ describe('PFL and SPECTRA (§4.9)', () => {
   });
 
   it('formats SPECTRA as iipsrv: normalised to /255 or /65535, six decimals', () => {
-    expect(formatSpectra(raw([2, 9, 9], 3), 0)).toBe(
+    expect(formatSpectra([{ horizontal: 0, samples: raw([2, 9, 9], 3) }])).toBe(
       '<?xml version="1.0" encoding="UTF-8"?>\n<spectra>\n\t<point>\n\t\t<wavelength>0</wavelength>\n\t\t<reflectance>0.007843</reflectance>\n\t</point>\n</spectra>',
     );
-    expect(formatSpectra(raw([65535], 1, 16), 0)).toContain('<reflectance>1.000000</reflectance>');
-    expect(formatSpectra(raw([0.125], 1, 32, true), 0)).toContain('<reflectance>0.125000</reflectance>');
+    expect(formatSpectra([{ horizontal: 0, samples: raw([65535], 1, 16) }])).toContain('<reflectance>1.000000</reflectance>');
+    expect(formatSpectra([{ horizontal: 0, samples: raw([0.125], 1, 32, true) }])).toContain('<reflectance>0.125000</reflectance>');
+  });
+
+  it('lists one SPECTRA point per view, the horizontal angle as the wavelength', () => {
+    const body = formatSpectra([
+      { horizontal: 400, samples: raw([51], 1) },
+      { horizontal: 450, samples: raw([102], 1) },
+    ]);
+    expect(body.match(/<point>/g)).toHaveLength(2);
+    expect(body).toContain('<wavelength>400</wavelength>\n\t\t<reflectance>0.200000</reflectance>');
+    expect(body).toContain('<wavelength>450</wavelength>\n\t\t<reflectance>0.400000</reflectance>');
+    const a = answer('FIF=a.tif&SPECTRA=0,0,1,1');
+    const p = answer('FIF=a.tif&PFL=0:1,1-5,1');
+    expect(a.kind === 'samples' && a.everyView).toBe(true);
+    expect(p.kind === 'samples' && p.everyView).toBeFalsy();
   });
 
   it('keys samples by command and arguments', () => {

@@ -1,6 +1,7 @@
-// iipsrv's optional IIIF settings end to end through the HTTP front end (`iipsrv --http`):
-// IIIF_EXTENSIONS (qualities negative, stretch, equalization, log), IIIF_EXTRA_INFO (members
-// added to info.json) and IIIF_DELIMITER (`<id><delimiter><n>` selects a sequence member).
+// iipsrv's optional IIIF settings and sequence-wide requests end to end through the HTTP
+// front end (`iipsrv --http`): IIIF_EXTENSIONS (qualities negative, stretch, equalization,
+// log), IIIF_EXTRA_INFO (members added to info.json), IIIF_DELIMITER (`<id><delimiter><n>`
+// selects a sequence member) and IIP SPECTRA over every view of a sequence.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -169,5 +170,29 @@ describe('IIIF_DELIMITER', () => {
   it('off by default: the delimiter is part of the file name', async () => {
     const { base } = await start();
     expect((await fetch(`${base}/iiif/scan:10/info.json`)).status).toBe(404);
+  });
+});
+
+describe('IIP SPECTRA over a sequence', () => {
+  it('lists the point of every horizontal view, the angle as the wavelength', async () => {
+    const { base } = await start();
+    for (const sds of ['', '&SDS=10']) {
+      const res = await fetchOk(`${base}/fcgi-bin/iipsrv.fcgi?FIF=scan${sds}&SPECTRA=0,0,5,5`);
+      expect(res.headers.get('content-type')).toBe('application/xml');
+      const body = await res.text();
+      const points = [...body.matchAll(/<wavelength>(\d+)<\/wavelength>\n\t\t<reflectance>([\d.]+)<\/reflectance>/g)].map((m) => [
+        m[1],
+        m[2],
+      ]);
+      // View 0 is red, view 10 blue: the first channel is 255 and then 0.
+      expect(points).toEqual([
+        ['0', '1.000000'],
+        ['10', '0.000000'],
+      ]);
+    }
+    // A plain file has one view.
+    const plain = await (await fetchOk(`${base}/fcgi-bin/iipsrv.fcgi?FIF=grad.tif&SPECTRA=0,0,0,0`)).text();
+    expect(plain.match(/<point>/g)).toHaveLength(1);
+    expect(plain).toContain('<reflectance>0.196078</reflectance>'); // 50/255
   });
 });
