@@ -69,6 +69,12 @@ describe('JPIP through nginx and FastCGI', () => {
     const layers = new Client(send, base);
     await layers.get(`fsiz=${g.width},${g.height}&layers=1`);
     await checkBodies(layers.bodies, f, workDir(), { layers: 1 });
+    // quality=34 of 3 layers: the first 2, ending with EOR 5 (quality limit).
+    const quality = new Client(send, base);
+    const qr = await quality.get(`fsiz=${g.width},${g.height}&quality=34`);
+    expect(parseStream(qr.body).eor).toEqual([5]);
+    expect(qr.headers['jpip-quality']).toBe('34');
+    await checkBodies(quality.bodies, f, workDir(), { layers: 2 });
   });
 
   it('continues a len-limited window across requests of one channel (target= on the IIP path)', async () => {

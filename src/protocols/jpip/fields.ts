@@ -178,7 +178,7 @@ export function parseJpipRequest(query: string): JpipRequest {
   if ((v = get('layers')) !== undefined) req.layers = uint('layers', v);
   if ((v = get('len')) !== undefined) req.len = uint('len', v);
   if ((v = get('quality')) !== undefined) {
-    if (!/^-?\d{1,3}$/.test(v)) throw bad('quality', 'an integer from -1 to 100', v);
+    if (!/^(-1|\d{1,3})$/.test(v) || Number(v) > 100) throw bad('quality', 'an integer from -1 to 100', v);
     req.quality = Number(v);
   }
   // `stream` lists codestreams; `context=jpxl<ranges>` names JPX compositing layers, which in the

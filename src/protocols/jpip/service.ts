@@ -66,7 +66,7 @@ export interface JpipResponse {
 
 /** Response headers a browser client must be able to read (CORS). */
 export const JPIP_EXPOSED_HEADERS =
-  'JPIP-cnew, JPIP-tid, JPIP-qid, JPIP-fsiz, JPIP-roff, JPIP-rsiz, JPIP-len, JPIP-layers, JPIP-comps, JPIP-stream, JPIP-type';
+  'JPIP-cnew, JPIP-tid, JPIP-qid, JPIP-fsiz, JPIP-roff, JPIP-rsiz, JPIP-len, JPIP-layers, JPIP-comps, JPIP-quality, JPIP-stream, JPIP-type';
 
 /** Fields that only JPIP uses; one of them (and no other protocol's command) makes a request JPIP. */
 const JPIP_KEYS = new Set(['target', 'tid', 'cid', 'cnew', 'cclose']);
@@ -339,7 +339,7 @@ export class JpipService {
     let reason: number = EOR.WINDOW_DONE;
     try {
       const closeOnly = q.cclose !== undefined && !q.fsiz && !q.metareq;
-      if (!closeOnly && this.emitAll(q, target, entries, type, emit, headers)) reason = EOR.IMAGE_DONE;
+      if (!closeOnly) reason = this.emitAll(q, target, entries, type, emit, headers);
     } catch (err) {
       if (!(err instanceof Stop)) throw err;
       reason = len !== undefined && len <= cap ? EOR.BYTE_LIMIT : EOR.RESPONSE_LIMIT;
@@ -360,8 +360,9 @@ export class JpipService {
   /**
    * Emits, in order: metadata bin 0 (and requested metadata bins), the main headers, then per
    * codestream the tile headers and precinct bins of the window from the lowest resolution up,
-   * layer by layer within a resolution (or the tile bins, for JPT). Returns true when the whole
-   * image (every bin of every codestream) has been delivered.
+   * layer by layer within a resolution (or the tile bins, for JPT). Returns the EOR reason:
+   * image done when every bin of every codestream has been delivered, quality limit when
+   * `quality` held layers back, else window done.
    */
   private emitAll(
     q: JpipRequest,
@@ -370,27 +371,34 @@ export class JpipService {
     type: StreamType,
     emit: Emitter,
     headers: Array<[string, string]>,
-  ): boolean {
+  ): number {
     const meta = (bin: MetadataBin): void =>
       emit.send(BIN_CLASS.METADATA, 0, bin.id, bin.length, bin.length, (a, b, sink) => slicePieces(bin.pieces, a, b, sink));
     meta(target.metadata[0]);
     const types = q.metareq?.types ?? [];
     for (const bin of target.metadata.slice(1)) if (types.includes('*') || (bin.boxType && types.includes(bin.boxType))) meta(bin);
-    if (q.metareq?.only) return false;
+    if (q.metareq?.only) return EOR.WINDOW_DONE;
     for (const e of entries) {
       const mh = e.index.data.mainHeader;
       emit.send(BIN_CLASS.MAIN_HEADER, e.csn, 0, mh.length, mh.length, (a, b, sink) => sink.file(mh.offset + a, b - a));
     }
-    if (!q.fsiz) return false;
+    if (!q.fsiz) return EOR.WINDOW_DONE;
 
     const maxLayers = Math.max(...entries.map((e) => e.index.maxLayers));
     if (q.layers !== undefined && q.layers > maxLayers) headers.push(['JPIP-layers', String(maxLayers)]);
+    // quality=q (1–99) as the first ceil(q% of the layers); it ends the window with EOR 5 when
+    // it, rather than `layers`, held layers back. −1 and 100 set no limit.
+    const byQuality =
+      q.quality !== undefined && q.quality >= 0 && q.quality < 100 ? Math.max(1, Math.ceil((maxLayers * q.quality) / 100)) : undefined;
+    const layers = byQuality !== undefined && byQuality < (q.layers ?? Infinity) ? byQuality : q.layers;
+    const qualityLimited = byQuality !== undefined && layers === byQuality && byQuality < maxLayers;
+    if (byQuality !== undefined) headers.push(['JPIP-quality', String(q.quality)]);
     const ncomp = entries[0].index.components;
     const comps = q.comps ? expand(q.comps, ncomp) : undefined;
     if (q.comps && comps && q.comps.some((r) => r.to >= ncomp)) headers.push(['JPIP-comps', formatRanges(comps)]);
     const compRanges: Range[] | undefined = comps?.map((c) => ({ from: c, to: c }));
     let whole = q.stream === undefined ? target.codestreams.length === 1 : entries.length === target.codestreams.length;
-    whole &&= (q.layers === undefined || q.layers >= maxLayers) && (comps === undefined || comps.length === ncomp);
+    whole &&= (layers === undefined || layers >= maxLayers) && (comps === undefined || comps.length === ncomp);
     let first = true;
     for (const e of entries) {
       const index = e.index;
@@ -399,10 +407,10 @@ export class JpipService {
       first = false;
       whole &&= win.frame.discard === 0 && win.region.w === win.frame.width && win.region.h === win.frame.height;
       const content = windowContent(index, win.frame, win.region, compRanges);
-      if (type === 'jpt-stream') this.emitTiles(e, content, q.layers, emit);
-      else this.emitPrecincts(e, content, q.layers, emit);
+      if (type === 'jpt-stream') this.emitTiles(e, content, layers, emit);
+      else this.emitPrecincts(e, content, layers, emit);
     }
-    return whole;
+    return whole ? EOR.IMAGE_DONE : qualityLimited ? EOR.QUALITY_LIMIT : EOR.WINDOW_DONE;
   }
 
   private emitPrecincts(e: CodestreamEntry, content: WindowContent, layers: number | undefined, emit: Emitter): void {

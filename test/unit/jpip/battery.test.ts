@@ -193,6 +193,29 @@ describe.concurrent.each(FULL.map((f) => [f]))('battery on %s', (name) => {
   );
 
   it(
+    'quality=q: the first ceil(q% of the layers), ending with EOR 5; quality=100 and -1 set no limit',
+    async () => {
+      const g = await geometry(files[name]);
+      // 34% of 3 layers is 2 layers (of 5, 2); an explicit smaller layers= still wins (EOR 2).
+      expect(g.layers).toBeGreaterThanOrEqual(3);
+      for (const [query, layers, eor] of [
+        ['quality=34', Math.ceil((g.layers * 34) / 100), 5],
+        ['quality=34&layers=1', 1, 2],
+      ] as const) {
+        const c = new Client(send, base());
+        const r = await c.get(`fsiz=${g.width},${g.height}&${query}`);
+        expect(parseStream(r.body).eor, query).toEqual([eor]);
+        await checkBodies(c.bodies, files[name], workDir(), { layers });
+      }
+      for (const query of ['quality=100', 'quality=-1']) {
+        const r = await new Client(send, base()).get(`fsiz=${g.width},${g.height}&${query}`);
+        expect(parseStream(r.body).eor, query).toEqual([1]);
+      }
+    },
+    TIMEOUT,
+  );
+
+  it(
     'comps=0: only component 0, which decodes like the original',
     async () => {
       const g = await geometry(files[name]);

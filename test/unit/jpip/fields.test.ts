@@ -89,13 +89,15 @@ describe('parseJpipRequest', () => {
     'rsiz=-1,4',
     'len=-5',
     'layers=x',
+    'quality=101',
+    'quality=-2',
     'comps=3-1',
     'qid=q',
     'target=',
     'cid=',
   ])('rejects %s with a 400 naming the field', (query) => {
     const msg = code(() => parseJpipRequest(query));
-    expect(msg).toMatch(/^400 Expected .* for (fsiz|roff|rsiz|len|layers|comps|qid|target|cid) but received/);
+    expect(msg).toMatch(/^400 Expected .* for (fsiz|roff|rsiz|len|layers|quality|comps|qid|target|cid) but received/);
   });
 
   it('accepts signed region offsets and unknown fields', () => {
