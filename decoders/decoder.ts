@@ -43,6 +43,11 @@ export interface OpenOptions {
    */
   readonly indexStore?: IndexStore;
   readonly indexDir?: string;
+  /**
+   * Which member of an image stack to open (ImageInfo.stack; 0, the default, is the first).
+   * A module without stacks ignores it; one with stacks answers NOT_FOUND beyond the last.
+   */
+  readonly page?: number;
 }
 
 export interface ImageDecoder {

@@ -107,11 +107,11 @@ export class DecoderRegistry {
   }
 
   /**
-   * Opens `path` with the module whose `sniff` accepts its first bytes. Unknown type →
+   * Opens `path` (member `page` of an image stack) with the module whose `sniff` accepts its first bytes. Unknown type →
    * UNSUPPORTED_IMAGE (415); a decoder's non-server error → CORRUPT_IMAGE. Messages never hold
    * the path (it goes to `detail`).
    */
-  async open(path: string): Promise<ImageDecoder> {
+  async open(path: string, page?: number): Promise<ImageDecoder> {
     let head: Buffer;
     try {
       const fh = await openFile(path, 'r');
@@ -130,7 +130,7 @@ export class DecoderRegistry {
       throw new ImageServerError('UNSUPPORTED_IMAGE', 'Unsupported image type', `${path}: magic ${head.subarray(0, 8).toString('hex')}`);
     }
     try {
-      return await module.open(path, this.openOptions);
+      return await module.open(path, page ? { ...this.openOptions, page } : this.openOptions);
     } catch (err) {
       if (err instanceof ImageServerError) throw err;
       throw fileError(err, path);

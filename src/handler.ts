@@ -201,7 +201,9 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     variant: { text: string } | { tag: string },
     extra: Headers = [],
   ): { common: Headers; cached?: ServerResponse } {
-    const h = 'tag' in variant ? variant.tag : createHash('sha1').update(variant.text).digest('base64url').slice(0, 12);
+    // Image tags are cache keys (which name the stack page); texts get the page added here.
+    const text = 'text' in variant ? `${variant.text}\0${src.file.page ?? 0}` : '';
+    const h = 'tag' in variant ? variant.tag : createHash('sha1').update(text).digest('base64url').slice(0, 12);
     const etag = `"${src.file.size.toString(36)}-${Math.floor(src.file.mtimeMs).toString(36)}-${h}"`;
     const common: Headers = [
       ['Last-Modified', new Date(src.file.mtimeMs).toUTCString()],
@@ -258,7 +260,11 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     }
     // A file, or the requested member (IIP SDS) of a FILENAME_PATTERN sequence (§11.5).
     const { file, views } = await resolveImage(answer.identifier, answer.member, sequenceRules);
-    const src = await images.get(file, views);
+    const opened = await images.get(file, views);
+    // In a plain file the member (IIP SDS, IIIF_DELIMITER) names a page of an image stack; the
+    // decoder answers 404 past the last one.
+    const page = views ? 0 : (answer.member?.horizontal ?? 0);
+    const src = opened.info.stack && page !== 0 ? await images.get({ ...file, page }) : opened;
 
     if (answer.kind === 'samples') {
       const { level, rect } = answer.region(src.info);
@@ -274,6 +280,14 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
             const r = await resolveImage(answer.identifier, { horizontal, vertical }, sequenceRules);
             const view = await images.get(r.file, r.views);
             return { horizontal, samples: await view.decoder.readRegion(level, rect, options) };
+          }),
+        );
+      } else if (answer.everyView && src.info.stack) {
+        // Every page of a stack, named as the file names them.
+        read = await Promise.all(
+          src.info.stack.map(async (m, p) => {
+            const s = p === page ? src : await images.get({ ...file, page: p });
+            return { horizontal: p, ...(m.name !== undefined ? { name: m.name } : {}), samples: await s.decoder.readRegion(level, rect, options) };
           }),
         );
       } else {
@@ -304,7 +318,7 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
     }
 
     if (answer.kind === 'info') {
-      const memoKey = `${src.file.path}\0${src.file.size}\0${src.file.mtimeMs}\0${answer.variant}`;
+      const memoKey = `${src.file.path}\0${src.file.size}\0${src.file.mtimeMs}\0${src.file.page ?? 0}\0${answer.variant}`;
       let body = infoMemo.get(memoKey);
       if (!body) {
         const formatted = answer.format(src.info);

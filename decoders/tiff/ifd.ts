@@ -49,6 +49,8 @@ export const Tag = {
   XMLPacket: 700,
   Copyright: 33432,
   InterColorProfile: 34675,
+  /** TIFF/EP StoNits: iipsrv's scale of an image-stack member. */
+  StoNits: 37439,
 } as const;
 
 /** Text tags exposed by `Ifd.textTags()`, by a short name. */

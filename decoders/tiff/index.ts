@@ -6,9 +6,9 @@
 // (TileLength is read for the tile height; palette images are RGB throughout).
 
 import sharp, { type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
-import { rectInLevel, type DecoderModule, type EncodedTile, type ImageDecoder, type RawImage, type RegionPipeline } from '../decoder.js';
+import { rectInLevel, type DecoderModule, type EncodedTile, type ImageDecoder, type OpenOptions, type RawImage, type RegionPipeline } from '../decoder.js';
 import { borrow, giveBack } from '../sample-pool.js';
-import type { ColourSpace, ImageInfo, Level, PhysicalResolution, SampleFormat } from '../../src/core/image-info.js';
+import type { ColourSpace, ImageInfo, Level, PhysicalResolution, SampleFormat, StackMember } from '../../src/core/image-info.js';
 import type { Rect } from '../../src/core/view.js';
 import { ImageServerError } from '../../src/core/errors.js';
 import { Ifd, Tag, TiffFile } from './ifd.js';
@@ -125,13 +125,37 @@ function unsupported(message: string, detail: string): ImageServerError {
 }
 
 /**
- * The pyramid of a TIFF. (a) IFD0 with SubIFDs: IFD0 plus its reduced-resolution (NewSubfileType
- * bit 0) tiled SubIFDs. (b) Otherwise IFD0 plus later tiled IFDs that are strictly smaller —
- * untiled ones (SVS thumbnail/label/macro), transparency masks and same-size pages (a stack)
- * are skipped, and of two levels with the same size the first wins. Untiled IFD0: one level.
+ * The pages of an image stack (§11.2): IFD0 and every later top-level IFD of IFD0's size and
+ * tiling that is not a reduced level or a mask — iipsrv's rule ("IFD1 as large as IFD0 makes
+ * a stack"), which also takes pages marked with the NewSubfileType page bit. Indices into
+ * `tiff.ifds`; a plain pyramid has the one page 0.
  */
-async function findLevels(tiff: TiffFile, path: string): Promise<LevelSource[]> {
+export function stackPages(tiff: TiffFile): number[] {
   const ifd0 = tiff.ifds[0];
+  const pages = [0];
+  tiff.ifds.forEach((ifd, i) => {
+    const page = (ifd.newSubfileType & 5) === 0 && ifd.width === ifd0.width && ifd.height === ifd0.height && ifd.isTiled === ifd0.isTiled;
+    if (i > 0 && page) pages.push(i);
+  });
+  return pages;
+}
+
+/** Text of a stack page's name (DocumentName, else PageName) and its scale (STONITS). */
+async function stackMember(ifd: Ifd): Promise<StackMember> {
+  const name = (await ifd.text(Tag.DocumentName)) ?? (await ifd.text(Tag.PageName));
+  const scale = (await ifd.values(Tag.StoNits))?.[0];
+  return { ...(name !== undefined ? { name } : {}), ...(scale !== undefined && Number.isFinite(scale) ? { scale } : {}) };
+}
+
+/**
+ * The pyramid of one page of a TIFF (`first`: its IFD index; 0 unless the file is a stack).
+ * (a) The page with SubIFDs: the page plus its reduced-resolution (NewSubfileType bit 0) tiled
+ * SubIFDs. (b) Otherwise the page plus the tiled IFDs after it (up to the next stack page) that
+ * are strictly smaller — untiled ones (SVS thumbnail/label/macro) and transparency masks are
+ * skipped, and of two levels with the same size the first wins. Untiled page: one level.
+ */
+async function findLevels(tiff: TiffFile, path: string, first: number, next: number): Promise<LevelSource[]> {
+  const ifd0 = tiff.ifds[first];
   // failOn 'warning' (sharp's default, stated here on purpose): libtiff reports a tile that
   // fails to decode only as a warning, and anything laxer returns black pixels instead of an
   // error. Header oddities (unknown tags, unsorted entries) do not trip it.
@@ -144,20 +168,20 @@ async function findLevels(tiff: TiffFile, path: string): Promise<LevelSource[]> 
     tileWidth: virtual ? VIRTUAL_TILE : ifd.tileWidth!,
     tileHeight: virtual ? VIRTUAL_TILE : ifd.tileHeight!,
   });
-  if (!ifd0.isTiled) return [{ ifd: ifd0, level: levelOf(ifd0, true), input: { ...base, page: 0 } }];
+  if (!ifd0.isTiled) return [{ ifd: ifd0, level: levelOf(ifd0, true), input: { ...base, page: first } }];
 
   const candidates: { ifd: Ifd; input: SharpOptions; subifd?: number }[] = [];
   if (ifd0.subIfdOffsets.length > 0) {
     const subs = await tiff.subIfds(ifd0);
     subs.forEach((ifd, i) => {
-      if ((ifd.newSubfileType & 1) === 1) candidates.push({ ifd, input: { ...base, page: 0, tiff: { subifd: i } }, subifd: i });
+      if ((ifd.newSubfileType & 1) === 1) candidates.push({ ifd, input: { ...base, page: first, tiff: { subifd: i } }, subifd: i });
     });
   } else {
     tiff.ifds.forEach((ifd, i) => {
-      if (i > 0) candidates.push({ ifd, input: { ...base, page: i } });
+      if (i > first && i < next) candidates.push({ ifd, input: { ...base, page: i } });
     });
   }
-  const levels: LevelSource[] = [{ ifd: ifd0, level: levelOf(ifd0, false), input: { ...base, page: 0 } }];
+  const levels: LevelSource[] = [{ ifd: ifd0, level: levelOf(ifd0, false), input: { ...base, page: first } }];
   for (const c of candidates) {
     const { ifd } = c;
     if (!ifd.isTiled || (ifd.newSubfileType & 4) !== 0) continue;
@@ -530,10 +554,15 @@ function isWebp(b: Buffer): boolean {
 }
 
 /** Builds ImageInfo and the per-level sharp inputs for an opened file. */
-async function buildInfo(tiff: TiffFile, path: string): Promise<{ info: ImageInfo; levels: LevelSource[]; plan: DecodePlan }> {
-  const ifd0 = tiff.ifds[0];
+async function buildInfo(tiff: TiffFile, path: string, page: number): Promise<{ info: ImageInfo; levels: LevelSource[]; plan: DecodePlan }> {
+  const pages = stackPages(tiff);
+  if (!Number.isInteger(page) || page < 0 || page >= pages.length) {
+    throw new ImageServerError('NOT_FOUND', `Image not found: stack member ${page} (0 to ${pages.length - 1})`, path);
+  }
+  const first = pages[page];
+  const ifd0 = tiff.ifds[first];
   const { plan, colourSpace, channels } = planFor(ifd0, path);
-  let levels = await findLevels(tiff, path);
+  let levels = await findLevels(tiff, path, first, pages[page + 1] ?? tiff.ifds.length);
   if (plan.raw) {
     // The raw path decompresses itself: keep the levels whose codec it knows, with their predictor.
     levels = await Promise.all(
@@ -598,6 +627,7 @@ async function buildInfo(tiff: TiffFile, path: string): Promise<{ info: ImageInf
     ...(resolution ? { resolution } : {}),
     metadata,
     ...(icc && icc.length > 0 ? { icc } : {}),
+    ...(pages.length > 1 ? { stack: await Promise.all(pages.map((i) => stackMember(tiff.ifds[i]))) } : {}),
   };
   return { info, levels, plan };
 }
@@ -614,12 +644,12 @@ export const tiffDecoder: DecoderModule = {
   sniff(head: Buffer): boolean {
     return head.length >= 4 && MAGICS.some((m) => m.every((b, i) => head[i] === b));
   },
-  async open(path: string): Promise<ImageDecoder> {
+  async open(path: string, options?: OpenOptions): Promise<ImageDecoder> {
     const tiff = await TiffFile.open(path).catch((err: unknown) => {
       throw fileError(err, path);
     });
     try {
-      const { info, levels, plan } = await buildInfo(tiff, path);
+      const { info, levels, plan } = await buildInfo(tiff, path, options?.page ?? 0);
       return new TiffDecoder(info, tiff, levels, plan, path);
     } catch (err) {
       await tiff.close().catch(() => undefined);

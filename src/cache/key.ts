@@ -11,11 +11,14 @@ export interface FileIdentity {
   readonly path: string;
   readonly size: number;
   readonly mtimeMs: number;
+  /** Image-stack member: another image in the same file. */
+  readonly page?: number;
 }
 
 export function cacheKey(file: FileIdentity, normalisedRequest: string): string {
+  const page = file.page ? `#${file.page}` : '';
   const h = createHash('sha1')
-    .update(`${CACHE_FORMAT_VERSION}\0${file.path}\0${file.size}\0${file.mtimeMs}\0${normalisedRequest}`)
+    .update(`${CACHE_FORMAT_VERSION}\0${file.path}${page}\0${file.size}\0${file.mtimeMs}\0${normalisedRequest}`)
     .digest('base64url');
   return `iipsrv:${CACHE_FORMAT_VERSION}:${h}`;
 }

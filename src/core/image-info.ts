@@ -28,6 +28,12 @@ export interface ImageViews {
   readonly vertical: readonly number[];
 }
 
+/** One member of an image stack (TIFF pages of one size): IIP `OBJ=stack`. */
+export interface StackMember {
+  readonly name?: string;
+  readonly scale?: number;
+}
+
 export interface ImageInfo {
   /** Decoder that opened the file, e.g. `tiff`. */
   readonly format: string;
@@ -57,6 +63,11 @@ export interface ImageInfo {
    * through it, as iipsrv); the renderer embeds it in the output when MAX_ICC allows.
    */
   readonly icc?: Uint8Array;
+  /**
+   * Set when the file is an image stack: its members in file order. IIP `SDS=n` and the IIIF
+   * delimiter select member n; the rest of this ImageInfo describes the member opened.
+   */
+  readonly stack?: readonly StackMember[];
 }
 
 /**

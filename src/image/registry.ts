@@ -27,19 +27,19 @@ export class ImageRegistry {
   }
 
   /**
-   * The open image for `file`. `views` (sequences) become part of its ImageInfo and of the memo
+   * The open image for `file` (its stack member `file.page`). `views` (sequences) become part of its ImageInfo and of the memo
    * key, so a sequence that gains a member is described anew.
    */
   async get(file: ResolvedFile, views?: ImageViews): Promise<ImageSource> {
     const viewsKey = views ? `${views.horizontal.join(',')}/${views.vertical.join(',')}` : '';
-    const key = `${file.path}\0${file.size}\0${file.mtimeMs}\0${viewsKey}`;
+    const key = `${file.path}\0${file.size}\0${file.mtimeMs}\0${viewsKey}\0${file.page ?? 0}`;
     const hit = this.open.get(key);
     if (hit) {
       this.open.delete(key);
       this.open.set(key, hit);
       return hit;
     }
-    const opening = this.decoders.open(file.path).then(
+    const opening = this.decoders.open(file.path, file.page).then(
       (decoder) => ({ file, decoder, info: views ? { ...decoder.info, views } : decoder.info }),
       (err: unknown) => {
         this.open.delete(key);

@@ -12,6 +12,8 @@ export interface ResolvedFile {
   readonly path: string;
   readonly size: number;
   readonly mtimeMs: number;
+  /** The member of an image stack served from the file (absent: the first, or no stack). */
+  readonly page?: number;
 }
 
 export interface PathRules {

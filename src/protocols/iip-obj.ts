@@ -132,6 +132,16 @@ export function metadataJson(info: ImageInfo, options: ProtocolOptions): string 
   return lines.length === 0 ? '{\n}' : `{\n${lines.join(',\n')}\n}`;
 }
 
+/**
+ * `OBJ=stack` (§4.3): the members of an image stack as a JSON array of `{"id", "name",
+ * "scale"}`, one member per line, every key always there (an unnamed member's name is empty,
+ * an unknown scale 1).
+ */
+export function stackJson(info: ImageInfo): string {
+  const members = (info.stack ?? []).map((m, id) => `\t{"id": ${id}, "name": ${JSON.stringify(m.name ?? '')}, "scale": ${m.scale ?? 1}}`);
+  return members.length === 0 ? '[\n]' : `[\n${members.join(',\n')}\n]`;
+}
+
 export interface ObjContext {
   /** Absent when the request has no FIF; only image-free objects are asked for then. */
   readonly info?: ImageInfo;
@@ -234,10 +244,15 @@ export function formatObjects(objects: readonly string[], ctx: ObjContext): ObjB
         if (ppm) lines.push(`DPI:${ppm.x.toFixed(6)} ${ppm.y.toFixed(6)}`);
         break;
       }
-      case 'stack':
+      case 'stack': {
         // Only image stacks have one; a single image writes nothing.
-        need();
+        const info = need();
+        if (info.stack) {
+          contentType = 'application/json';
+          lines.push(stackJson(info));
+        }
         break;
+      }
       case 'metadata':
         contentType = 'application/json';
         lines.push(metadataJson(need(), ctx.options));

@@ -189,15 +189,18 @@ export function formatProfile(raw: RawSamples): string {
   return `{\n\t"profile": [${values.join(',')}]\n}`;
 }
 
+const XML_ENTITIES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+const xmlEscape = (s: string): string => s.replace(/[&<>"']/g, (c) => XML_ENTITIES[c]);
+
 /**
- * SPECTRA's XML (§4.9): one point per view, its horizontal angle as the wavelength, the first
- * channel normalised to 0..1 for integer data.
+ * SPECTRA's XML (§4.9): one point per view, its horizontal angle (or a stack page's name) as
+ * the wavelength, the first channel normalised to 0..1 for integer data.
  */
 export function formatSpectra(views: readonly ViewSamples[]): string {
-  const points = views.map(({ horizontal, samples }) => {
+  const points = views.map(({ horizontal, name, samples }) => {
     const v = sampleAt(samples, 0);
     const reflectance = samples.bitsPerSample === 8 ? v / 255 : samples.bitsPerSample === 16 ? v / 65535 : v;
-    return `\t<point>\n\t\t<wavelength>${horizontal}</wavelength>\n\t\t<reflectance>${reflectance.toFixed(6)}</reflectance>\n\t</point>\n`;
+    return `\t<point>\n\t\t<wavelength>${name !== undefined ? xmlEscape(name) : horizontal}</wavelength>\n\t\t<reflectance>${reflectance.toFixed(6)}</reflectance>\n\t</point>\n`;
   });
   return '<?xml version="1.0" encoding="UTF-8"?>\n<spectra>\n' + points.join('') + '</spectra>';
 }

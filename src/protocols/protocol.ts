@@ -75,9 +75,11 @@ export interface BinaryBody {
 /** Decoded samples as the decoder returns them, for PFL and SPECTRA. */
 export type RawSamples = RawImage;
 
-/** The samples read from one view of an image (its horizontal angle; 0 for plain files). */
+/** The samples read from one view of an image: its horizontal angle, or its stack page (0 for plain files). */
 export interface ViewSamples {
   readonly horizontal: number;
+  /** A stack member's own name (its wavelength, say), when the file gives one. */
+  readonly name?: string;
   readonly samples: RawSamples;
 }
 

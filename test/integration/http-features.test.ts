@@ -1,13 +1,15 @@
 // iipsrv's optional IIIF settings and sequence-wide requests end to end through the HTTP
 // front end (`iipsrv --http`): IIIF_EXTENSIONS (qualities negative, stretch, equalization,
 // log), IIIF_EXTRA_INFO (members added to info.json), IIIF_DELIMITER (`<id><delimiter><n>`
-// selects a sequence member) and IIP SPECTRA over every view of a sequence.
+// selects a sequence member), IIP SPECTRA over every view of a sequence, and image stacks
+// (TIFF pages of one size: SDS=n, the IIIF delimiter, OBJ=stack, SPECTRA over the pages).
 
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, freePort, readableTempDir, spawnListening, type Running } from '../../scripts/servers.js';
+import { writeTiff, type TiffPage } from '../fixtures/make-science.js';
 
 let dir: string;
 const servers: Running[] = [];
@@ -27,6 +29,7 @@ async function makeFixtures(): Promise<void> {
   await sharp(raw, { raw: { width: W, height: H, channels: 3 } })
     .tiff({ tile: true, tileWidth: 16, tileHeight: 16, compression: 'deflate' })
     .toFile(path.join(dir, 'grad.tif'));
+  await writeTiff(path.join(dir, 'stack.tif'), STACK_PAGES);
   for (const [name, background] of [
     ['scan_pyr_000_090.tif', { r: 255, g: 0, b: 0 }],
     ['scan_pyr_010_090.tif', { r: 0, g: 0, b: 255 }],
@@ -36,6 +39,40 @@ async function makeFixtures(): Promise<void> {
       .toFile(path.join(dir, name));
   }
 }
+
+/** A solid RGB page of `w`×`h` in `rgb`. */
+function solid(w: number, h: number, rgb: readonly number[]): Uint8Array {
+  const data = new Uint8Array(w * h * 3);
+  for (let i = 0; i < w * h; i++) data.set(rgb, i * 3);
+  return data;
+}
+
+const STACK_COLOURS = [
+  [200, 30, 30],
+  [30, 200, 30],
+  [30, 30, 200],
+] as const;
+
+/**
+ * stack.tif (writeTiff): three 96×64 pages (NewSubfileType 2, DocumentName "450nm"/"550nm"/
+ * "650nm", StoNits 0.5/1/2), each followed by its own 48×32 reduced level (NewSubfileType 1):
+ * page n solid STACK_COLOURS[n] at both sizes, so a level taken from the wrong page shows.
+ */
+const STACK_PAGES: TiffPage[] = STACK_COLOURS.flatMap((rgb, n) => [
+  {
+    width: 96,
+    height: 64,
+    samplesPerPixel: 3,
+    bits: 8,
+    photometric: 2,
+    data: solid(96, 64, rgb),
+    tile: 32,
+    newSubfileType: 2,
+    documentName: `${450 + 100 * n}nm`,
+    stoNits: [0.5, 1, 2][n],
+  },
+  { width: 48, height: 32, samplesPerPixel: 3, bits: 8, photometric: 2, data: solid(48, 32, rgb), tile: 32, newSubfileType: 1 },
+]);
 
 async function start(env: Record<string, string> = {}): Promise<{ base: string; server: Running }> {
   const port = await freePort();
@@ -194,5 +231,66 @@ describe('IIP SPECTRA over a sequence', () => {
     const plain = await (await fetchOk(`${base}/fcgi-bin/iipsrv.fcgi?FIF=grad.tif&SPECTRA=0,0,0,0`)).text();
     expect(plain.match(/<point>/g)).toHaveLength(1);
     expect(plain).toContain('<reflectance>0.196078</reflectance>'); // 50/255
+  });
+});
+
+describe('image stacks (TIFF pages of one size, §11.2)', () => {
+  const rgb = async (url: string): Promise<{ px: number[]; width: number }> => {
+    const body = Buffer.from(await (await fetchOk(url)).arrayBuffer());
+    const { data, info: i } = await sharp(body).raw().toBuffer({ resolveWithObject: true });
+    return { px: [...data.subarray(0, 3)], width: i.width };
+  };
+  const iip = (base: string, q: string): string => `${base}/fcgi-bin/iipsrv.fcgi?FIF=stack.tif&${q}`;
+
+  it('OBJ=stack lists the pages with their names and scales', async () => {
+    const { base } = await start();
+    const res = await fetchOk(iip(base, 'OBJ=stack'));
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(JSON.parse(await res.text())).toEqual([
+      { id: 0, name: '450nm', scale: 0.5 },
+      { id: 1, name: '550nm', scale: 1 },
+      { id: 2, name: '650nm', scale: 2 },
+    ]);
+    // A plain file has no stack: nothing to write, which is IIP error 2 1, as in iipsrv.
+    const plain = await fetch(`${base}/fcgi-bin/iipsrv.fcgi?FIF=grad.tif&OBJ=stack`);
+    expect(plain.status).toBe(400);
+    expect(await plain.text()).toMatch(/^Error\/\d+:2 1 /);
+  });
+
+  it('SDS=n serves page n at every size, from its own reduced level; past the last page is 404', async () => {
+    const { base } = await start();
+    for (let n = 0; n < 3; n++) {
+      for (const wid of [96, 48, 20]) {
+        const out = await rgb(iip(base, `SDS=${n}&WID=${wid}&CVT=png`));
+        expect(out, `page ${n} at ${wid}`).toEqual({ px: [...STACK_COLOURS[n]], width: wid });
+      }
+    }
+    expect(await rgb(iip(base, 'WID=48&CVT=png'))).toEqual({ px: [...STACK_COLOURS[0]], width: 48 });
+    expect((await fetch(iip(base, 'SDS=3&WID=48&CVT=png'))).status).toBe(404);
+    // The pyramid of a page is its own two levels, not every page's.
+    expect(await (await fetchOk(iip(base, 'SDS=1&OBJ=Resolution-number'))).text()).toContain('Resolution-number:2');
+  });
+
+  it('IIIF_DELIMITER selects pages; tiles of different pages are cached apart', async () => {
+    const { base } = await start({ IIIF_DELIMITER: '@' });
+    for (let n = 0; n < 3; n++) {
+      expect((await rgb(`${base}/iiif/stack.tif@${n}/0,0,32,32/32,/0/default.png`)).px).toEqual([...STACK_COLOURS[n]]);
+    }
+    const info0 = await info(`${base}/iiif/stack.tif/info.json`);
+    const info2 = await info(`${base}/iiif/stack.tif@2/info.json`);
+    expect([info2.width, info2.height, info2.id]).toEqual([96, 64, `${base}/iiif/stack.tif@2`]);
+    expect(info0.id).toBe(`${base}/iiif/stack.tif`);
+    expect((await fetch(`${base}/iiif/stack.tif@7/info.json`)).status).toBe(404);
+  });
+
+  it('SPECTRA lists the point of every page, its name as the wavelength', async () => {
+    const { base } = await start();
+    const body = await (await fetchOk(iip(base, 'SPECTRA=0,0,3,3'))).text();
+    const points = [...body.matchAll(/<wavelength>([^<]+)<\/wavelength>\n\t\t<reflectance>([\d.]+)</g)].map((m) => [m[1], m[2]]);
+    expect(points).toEqual([
+      ['450nm', (200 / 255).toFixed(6)],
+      ['550nm', (30 / 255).toFixed(6)],
+      ['650nm', (30 / 255).toFixed(6)],
+    ]);
   });
 });
