@@ -287,7 +287,11 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
         read = await Promise.all(
           src.info.stack.map(async (m, p) => {
             const s = p === page ? src : await images.get({ ...file, page: p });
-            return { horizontal: p, ...(m.name !== undefined ? { name: m.name } : {}), samples: await s.decoder.readRegion(level, rect, options) };
+            return {
+              horizontal: p,
+              ...(m.name !== undefined ? { name: m.name } : {}),
+              samples: await s.decoder.readRegion(level, rect, options),
+            };
           }),
         );
       } else {

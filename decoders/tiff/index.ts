@@ -6,7 +6,15 @@
 // (TileLength is read for the tile height; palette images are RGB throughout).
 
 import sharp, { type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
-import { rectInLevel, type DecoderModule, type EncodedTile, type ImageDecoder, type OpenOptions, type RawImage, type RegionPipeline } from '../decoder.js';
+import {
+  rectInLevel,
+  type DecoderModule,
+  type EncodedTile,
+  type ImageDecoder,
+  type OpenOptions,
+  type RawImage,
+  type RegionPipeline,
+} from '../decoder.js';
 import { borrow, giveBack } from '../sample-pool.js';
 import type { ColourSpace, ImageInfo, Level, PhysicalResolution, SampleFormat, StackMember } from '../../src/core/image-info.js';
 import type { Rect } from '../../src/core/view.js';
@@ -554,7 +562,11 @@ function isWebp(b: Buffer): boolean {
 }
 
 /** Builds ImageInfo and the per-level sharp inputs for an opened file. */
-async function buildInfo(tiff: TiffFile, path: string, page: number): Promise<{ info: ImageInfo; levels: LevelSource[]; plan: DecodePlan }> {
+async function buildInfo(
+  tiff: TiffFile,
+  path: string,
+  page: number,
+): Promise<{ info: ImageInfo; levels: LevelSource[]; plan: DecodePlan }> {
   const pages = stackPages(tiff);
   if (!Number.isInteger(page) || page < 0 || page >= pages.length) {
     throw new ImageServerError('NOT_FOUND', `Image not found: stack member ${page} (0 to ${pages.length - 1})`, path);
