@@ -79,7 +79,14 @@ interface DecodePlan {
    * it to sRGB; the server does that itself, as iipsrv §11.4) and multi-band images (libvips
    * takes extra bands for alpha and expands grey to RGB, peers.md §7.1).
    */
-  readonly raw?: { readonly bits: 8 | 16 | 32; readonly float: boolean; readonly lab?: number };
+  readonly raw?: {
+    readonly bits: 8 | 16 | 32;
+    readonly float: boolean;
+    readonly lab?: number;
+    /** Stored bits of packed 2–14-bit samples (SampleLayout.packedBits). */
+    readonly packed?: number;
+    readonly minIsWhite?: boolean;
+  };
 }
 
 /** Where sharp finds one pyramid level. */
@@ -218,6 +225,40 @@ function sameSamples(a: Ifd, b: Ifd): boolean {
   );
 }
 
+/** Sample sizes libvips does not read, unpacked by ./samples.ts and widened to 8 or 16 bits. */
+const PACKED_BITS = [2, 4, 6, 10, 12, 14];
+
+/** The raw-path plan for 2–14-bit grey or RGB(A) samples (no palette, CIELAB, JPEG or floats). */
+function packedPlan(
+  ifd: Ifd,
+  photometric: number,
+  bits: number,
+  fmt: number,
+  detail: (what: string) => string,
+): { plan: DecodePlan; colourSpace: ColourSpace; channels: number } {
+  const spp = ifd.samplesPerPixel;
+  const grey = photometric === 0 || photometric === 1;
+  if (fmt !== 1 || !(grey || (photometric === 2 && spp >= 3))) {
+    throw unsupported(
+      `${bits}-bit samples with photometric ${photometric}`,
+      detail(`bits ${bits} photometric ${photometric} format ${fmt}`),
+    );
+  }
+  if (!rawCodecSupported(ifd.compression)) {
+    throw unsupported(`${compressionName(ifd.compression)} compression for ${bits}-bit samples`, detail(`compression ${ifd.compression}`));
+  }
+  const depth = bits < 8 ? 8 : 16;
+  return {
+    plan: {
+      depth,
+      colourspace: null,
+      raw: { bits: depth, float: false, packed: bits, ...(photometric === 0 ? { minIsWhite: true } : {}) },
+    },
+    colourSpace: grey ? 'grey' : 'srgb',
+    channels: spp,
+  };
+}
+
 /** Validates IFD0's sample layout and works out how sharp must deliver it. */
 function planFor(ifd: Ifd, path: string): { plan: DecodePlan; colourSpace: ColourSpace; channels: number } {
   const detail = (what: string): string => `${path}: ${what}`;
@@ -233,6 +274,7 @@ function planFor(ifd: Ifd, path: string): { plan: DecodePlan; colourSpace: Colou
     throw unsupported(`${compressionName(ifd.compression)} compression`, detail(`compression ${ifd.compression}`));
   }
   if (ifd.planarConfig === 2 && spp > 1) throw unsupported('separate sample planes', detail(`planar ${ifd.planarConfig}`));
+  if (PACKED_BITS.includes(bits)) return packedPlan(ifd, photometric, bits, fmt, detail);
   if (![1, 8, 16, 32].includes(bits)) throw unsupported(`${bits}-bit samples`, detail(`bits ${bits}`));
   if (fmt === 3 && bits !== 32) throw unsupported(`${bits}-bit floating point samples`, detail(`float ${bits}`));
   // Signed integers: libvips takes signed 16-bit grey for grey16 and rescales it on output, so
@@ -436,6 +478,7 @@ class TiffDecoder implements ImageDecoder {
       compression: src.ifd.compression,
       predictor: src.predictor ?? 1,
       littleEndian: this.tiff.littleEndian,
+      ...(raw.packed !== undefined ? { packedBits: raw.packed, minIsWhite: raw.minIsWhite } : {}),
     };
     const where = `${this.path}: level ${level} rect ${rect.x},${rect.y},${rect.width},${rect.height}`;
     const block = await readSampleBlock(src.ifd, layout, rect, where);
@@ -591,9 +634,12 @@ async function buildInfo(
   // 1-bit samples are delivered unpacked to 0/255), 1.0 for float.
   const defaultMax = fmt === 3 ? 1 : bits <= 8 ? 255 : 2 ** bits - 1;
   const defaultMin = 0;
+  // Packed samples are widened to 8 or 16 bits: their stated range is widened alike.
+  const widen = plan.raw?.packed !== undefined ? (2 ** plan.depth - 1) / (2 ** bits - 1) : 1;
   const pick = (v: readonly number[] | undefined, i: number, dflt: number): number => {
     const x = v?.[Math.min(i, v.length - 1)];
-    return x !== undefined && Number.isFinite(x) ? x : dflt;
+    const value = x !== undefined && Number.isFinite(x) ? x : dflt;
+    return widen === 1 ? value : value * widen;
   };
   const minValues = Array.from({ length: channels }, (_, i) => pick(ifd0.sMinSampleValue, i, defaultMin));
   const maxValues = Array.from({ length: channels }, (_, i) => pick(ifd0.sMaxSampleValue, i, defaultMax));

@@ -35,6 +35,49 @@ export interface SampleLayout {
   /** 1 none, 2 horizontal differencing, 3 floating point. */
   readonly predictor: number;
   readonly littleEndian: boolean;
+  /**
+   * Stored bits per sample when they are not 8, 16 or 32 (2, 4, 6, 10, 12, 14): rows are packed
+   * most significant bit first and padded to a byte, and each sample is widened to `bits` (8 or
+   * 16) by bit replication, so that the maximum maps to the maximum (iipsrv after 1.3).
+   */
+  readonly packedBits?: number;
+  /** MinIsWhite packed samples are inverted, so that 0 is black as everywhere else. */
+  readonly minIsWhite?: boolean;
+}
+
+/** Bytes of one stored row of `cols` pixels. */
+export function storedRowBytes(layout: SampleLayout, cols: number): number {
+  return Math.ceil((cols * layout.samplesPerPixel * (layout.packedBits ?? layout.bits)) / 8);
+}
+
+/**
+ * Unpacks rows of `packedBits`-bit samples into `bits`-bit ones: v is widened by repeating its
+ * bits from the top (12 → 16: v·16 + v/256), as libtiff-based readers and iipsrv do.
+ */
+export function unpackSamples(bytes: Uint8Array, layout: SampleLayout, cols: number, rows: number): Uint8Array | Uint16Array {
+  const n = layout.packedBits!;
+  const wide = layout.bits === 16;
+  const out = wide ? new Uint16Array(cols * rows * layout.samplesPerPixel) : new Uint8Array(cols * rows * layout.samplesPerPixel);
+  const target = wide ? 16 : 8;
+  const storedMax = (1 << n) - 1;
+  const rowSamples = cols * layout.samplesPerPixel;
+  const rowBytes = storedRowBytes(layout, cols);
+  for (let r = 0; r < rows; r++) {
+    let bit = r * rowBytes * 8;
+    for (let i = 0; i < rowSamples; i++, bit += n) {
+      let v = 0;
+      for (let k = 0; k < n; k++) {
+        const at = bit + k;
+        v = (v << 1) | (((bytes[at >> 3] ?? 0) >> (7 - (at & 7))) & 1);
+      }
+      if (layout.minIsWhite) v = storedMax - v;
+      let w = 0;
+      for (let filled = 0; filled < target; filled += n)
+        w = filled + n <= target ? (w << n) | v : (w << (target - filled)) | (v >> (n - (target - filled)));
+      out[r * rowSamples + i] = w;
+    }
+  }
+  return out;
 }
 
 /** Samples of `rect`, interleaved, row-major, in native byte order. */
@@ -182,6 +225,12 @@ async function decompress(data: Buffer, layout: SampleLayout, expected: number, 
  * the predictor. Returns a typed array over a fresh buffer.
  */
 export function decodeTileBytes(bytes: Uint8Array, layout: SampleLayout, cols: number, rows: number): SampleArray {
+  if (layout.packedBits !== undefined) {
+    // libtiff has no horizontal predictor for packed samples either.
+    if (layout.predictor !== 1)
+      throw new ImageServerError('UNSUPPORTED_IMAGE', `Unsupported TIFF: predictor on ${layout.packedBits}-bit samples`);
+    return unpackSamples(bytes, layout, cols, rows);
+  }
   const spp = layout.samplesPerPixel;
   const bps = layout.bits / 8;
   const rowSamples = cols * spp;
@@ -272,7 +321,7 @@ export async function readSampleBlock(ifd: Ifd, layout: SampleLayout, rect: Rect
           // Tiles are stored padded to the full tile size; the last strip may be short.
           const rows = ifd.isTiled ? th : Math.min(th, ifd.height - tr * th);
           const cols = tw;
-          const expected = cols * rows * spp * (layout.bits / 8);
+          const expected = storedRowBytes(layout, cols) * rows;
           const stored = await ifd.readTile(index);
           const bytes =
             stored.length === 0 ? new Uint8Array(expected) : await decompress(stored, layout, expected, `${where}: tile ${index}`);

@@ -270,6 +270,7 @@ const SETTERS = new Set([
   'ctw',
   'col',
   'cnv',
+  'bit',
 ]);
 const OUTPUTS = new Set(['obj', 'jtl', 'jtls', 'ptl', 'wtl', 'atl', 'ttl', 'til', 'cvt', 'pfl', 'spectra', 'iiif', 'zoomify', 'deepzoom']);
 
@@ -471,6 +472,13 @@ function setter(
       const k = parseKernel(value);
       if (!k) return ignore(name, raw, 'expected a kernel name or a square kernel of odd side up to 5');
       p.convolution = k;
+      return;
+    }
+    case 'bit': {
+      // An extension (iipsrv #215 asks for it): 16-bit samples in PNG and TIFF output.
+      if (value === '16') p.bitDepth = 16;
+      else if (value === '8') p.bitDepth = undefined;
+      else ignore(name, raw, 'expected BIT=8 or BIT=16');
       return;
     }
   }

@@ -30,6 +30,9 @@ async function makeFixtures(): Promise<void> {
     .tiff({ tile: true, tileWidth: 16, tileHeight: 16, compression: 'deflate' })
     .toFile(path.join(dir, 'grad.tif'));
   await writeTiff(path.join(dir, 'stack.tif'), STACK_PAGES);
+  for (const bits of PACKED) await writeTiff(path.join(dir, `grey${bits}.tif`), [packedPage(bits, 1, 1)]);
+  await writeTiff(path.join(dir, 'rgb12.tif'), [packedPage(12, 3, 2)]);
+  await writeTiff(path.join(dir, 'white4.tif'), [packedPage(4, 1, 0)]);
   for (const [name, background] of [
     ['scan_pyr_000_090.tif', { r: 255, g: 0, b: 0 }],
     ['scan_pyr_010_090.tif', { r: 0, g: 0, b: 255 }],
@@ -73,6 +76,30 @@ const STACK_PAGES: TiffPage[] = STACK_COLOURS.flatMap((rgb, n) => [
   },
   { width: 48, height: 32, samplesPerPixel: 3, bits: 8, photometric: 2, data: solid(48, 32, rgb), tile: 32, newSubfileType: 1 },
 ]);
+
+const PACKED = [2, 4, 6, 10, 12, 14] as const;
+const PW = 40;
+const PH = 20;
+
+/** Sample k of pixel (x, y) of the packed fixtures: every value of n bits appears. */
+const packedValue = (bits: number, x: number, y: number, k: number): number => (x * 7 + y * 3 + k * 5) % 2 ** bits;
+
+/**
+ * grey<n>.tif, rgb12.tif, white4.tif (writeTiff, Deflate, 16×16 tiles, 40×20 so that edge tiles
+ * are partial): packed n-bit samples `packedValue`, MinIsBlack grey, RGB and MinIsWhite grey.
+ */
+function packedPage(bits: (typeof PACKED)[number], spp: 1 | 3, photometric: number): TiffPage {
+  const data = new Uint16Array(PW * PH * spp);
+  for (let y = 0; y < PH; y++)
+    for (let x = 0; x < PW; x++) for (let k = 0; k < spp; k++) data[(y * PW + x) * spp + k] = packedValue(bits, x, y, k);
+  return { width: PW, height: PH, samplesPerPixel: spp, bits, photometric, data, tile: 16, compression: 8 };
+}
+
+/** n-bit v widened to `to` bits by repeating its bit pattern (an independent spelling). */
+function widened(v: number, n: number, to: number): number {
+  const pattern = v.toString(2).padStart(n, '0');
+  return parseInt(pattern.repeat(Math.ceil(to / n)).slice(0, to), 2);
+}
 
 async function start(env: Record<string, string> = {}): Promise<{ base: string; server: Running }> {
   const port = await freePort();
@@ -292,5 +319,63 @@ describe('image stacks (TIFF pages of one size, §11.2)', () => {
       ['550nm', (30 / 255).toFixed(6)],
       ['650nm', (30 / 255).toFixed(6)],
     ]);
+  });
+});
+
+describe('packed 2- to 14-bit TIFF samples', () => {
+  const samplesOf = async (url: string): Promise<{ data: Buffer; channels: number; width: number }> => {
+    const body = Buffer.from(await (await fetchOk(url)).arrayBuffer());
+    const { data, info: i } = await sharp(body).raw().toBuffer({ resolveWithObject: true });
+    return { data, channels: i.channels, width: i.width };
+  };
+
+  it('are widened by bit replication and served as 8 bits (16 → 8 by >> 8, as iipsrv)', async () => {
+    const { base } = await start();
+    for (const bits of PACKED) {
+      const to = bits < 8 ? 8 : 16;
+      const out = await samplesOf(`${base}/iiif/grey${bits}.tif/full/max/0/default.png`);
+      expect(out.width).toBe(PW);
+      for (const [x, y] of [
+        [0, 0],
+        [17, 3],
+        [39, 19],
+        [23, 11],
+      ]) {
+        const expected = widened(packedValue(bits, x, y, 0), bits, to) >> (to - 8);
+        expect(out.data[(y * PW + x) * out.channels], `${bits}-bit at ${x},${y}`).toBe(expected);
+      }
+    }
+    const rgb = await samplesOf(`${base}/iiif/rgb12.tif/full/max/0/default.png`);
+    for (let k = 0; k < 3; k++) expect(rgb.data[(5 * PW + 30) * rgb.channels + k]).toBe(widened(packedValue(12, 30, 5, k), 12, 16) >> 8);
+    // MinIsWhite: 0 is white.
+    const white = await samplesOf(`${base}/iiif/white4.tif/full/max/0/default.png`);
+    expect(white.data[(2 * PW + 9) * white.channels]).toBe(255 - widened(packedValue(4, 9, 2, 0), 4, 8));
+  });
+
+  it('report their native depth and serve 16-bit PNG on request', async () => {
+    const { base } = await start();
+    expect(await (await fetchOk(`${base}/fcgi-bin/iipsrv.fcgi?FIF=grey12.tif&OBJ=Bits-per-channel`)).text()).toContain(
+      'Bits-per-channel:12',
+    );
+    // BIT=16 (our IIP extension): the widened samples themselves, in a 16-bit PNG and TIFF.
+    for (const format of ['png', 'tiff']) {
+      const body = Buffer.from(
+        await (await fetchOk(`${base}/fcgi-bin/iipsrv.fcgi?FIF=grey12.tif&WID=${PW}&BIT=16&CVT=${format}`)).arrayBuffer(),
+      );
+      const meta = await sharp(body).metadata();
+      expect(meta.depth, format).toBe('ushort');
+      // grey16 keeps sharp from converting to 8-bit-valued sRGB on the way out.
+      const { data, info: i } = await sharp(body).toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+      const px = new Uint16Array(data.buffer, data.byteOffset, data.length / 2);
+      for (const [x, y] of [
+        [21, 4],
+        [39, 19],
+      ]) {
+        expect(px[(y * PW + x) * i.channels], `${format} at ${x},${y}`).toBe(widened(packedValue(12, x, y, 0), 12, 16));
+      }
+    }
+    // Without BIT=16 the same request is 8-bit.
+    const eight = Buffer.from(await (await fetchOk(`${base}/fcgi-bin/iipsrv.fcgi?FIF=grey12.tif&WID=${PW}&CVT=png`)).arrayBuffer());
+    expect((await sharp(eight).metadata()).depth).toBe('uchar');
   });
 });

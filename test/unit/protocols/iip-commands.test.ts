@@ -134,6 +134,9 @@ describe('processing commands → Processing', () => {
     // A contrast or gamma of 1 is no change: left out, so passthrough and cache keys stay.
     ['CNT=1', {}],
     ['CNT=-2', {}],
+    ['BIT=16', { bitDepth: 16 }],
+    ['BIT=8', {}],
+    ['BIT=12', {}],
     ['GAM=2.2', { gamma: 2.2 }],
     ['GAM=log', { gamma: 'log' }],
     ['GAM=logarithm', { gamma: 'log' }],
