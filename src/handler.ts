@@ -25,6 +25,7 @@ import {
   type ProtocolAnswer,
   type ProtocolInput,
   type ProtocolOptions,
+  type RawSamples,
   type ViewSamples,
 } from './protocols/protocol.js';
 import { cacheKey } from './cache/key.js';
@@ -271,34 +272,30 @@ export function createHandler(deps: HandlerDeps): ((req: ServerRequest) => Promi
       const { common, cached } = conditional(req, src, { text: answer.variant });
       if (cached) return cached;
       const options = answer.layers !== undefined ? { layers: answer.layers } : undefined;
-      let read: ViewSamples[];
+      const read = async (s: ImageSource): Promise<RawSamples> => s.decoder.readRegion(level, rect, options);
+      let samples: ViewSamples[];
       if (answer.everyView && views) {
         // Each view is its own file; the validators stay those of the member asked for.
         const vertical = answer.member?.vertical ?? DEFAULT_MEMBER.vertical;
-        read = await Promise.all(
+        samples = await Promise.all(
           views.horizontal.map(async (horizontal) => {
             const r = await resolveImage(answer.identifier, { horizontal, vertical }, sequenceRules);
-            const view = await images.get(r.file, r.views);
-            return { horizontal, samples: await view.decoder.readRegion(level, rect, options) };
+            return { horizontal, samples: await read(await images.get(r.file, r.views)) };
           }),
         );
       } else if (answer.everyView && src.info.stack) {
         // Every page of a stack, named as the file names them.
-        read = await Promise.all(
-          src.info.stack.map(async (m, p) => {
-            const s = p === page ? src : await images.get({ ...file, page: p });
-            return {
-              horizontal: p,
-              ...(m.name !== undefined ? { name: m.name } : {}),
-              samples: await s.decoder.readRegion(level, rect, options),
-            };
-          }),
+        samples = await Promise.all(
+          src.info.stack.map(async ({ name }, p) => ({
+            horizontal: p,
+            ...(name !== undefined ? { name } : {}),
+            samples: await read(p === page ? src : await images.get({ ...file, page: p })),
+          })),
         );
       } else {
-        const horizontal = answer.member?.horizontal ?? DEFAULT_MEMBER.horizontal;
-        read = [{ horizontal, samples: await src.decoder.readRegion(level, rect, options) }];
+        samples = [{ horizontal: answer.member?.horizontal ?? DEFAULT_MEMBER.horizontal, samples: await read(src) }];
       }
-      const formatted = answer.format(read, src.info);
+      const formatted = answer.format(samples, src.info);
       return respond(200, answerHeaders(formatted.contentType, common, headersOf(formatted)), Buffer.from(formatted.body), head);
     }
 
