@@ -96,12 +96,17 @@ export interface Processing {
   readonly bitDepth?: 8 | 16;
 }
 
+/** TIFF output compressions by their IIP `QLT` names. */
+export type TiffCodec = 'none' | 'lzw' | 'deflate' | 'jpeg' | 'webp' | 'zstd';
+
 interface CommonView {
   readonly format: OutputFormat;
   readonly quality: Quality;
   readonly rotation: Rotation;
   /** Encoder quality asked for by the request (IIP QLT); undefined means the server default. */
   readonly encoderQuality?: number;
+  /** TIFF output compression asked for by the request (IIP `QLT=<codec>:<q>`); undefined: TIFF_COMPRESSION. */
+  readonly tiffCodec?: TiffCodec;
   /** Pixel processing; undefined or empty means none. */
   readonly processing?: Processing;
   /** JPEG 2000 quality layers to decode (IIP LYR); undefined means the server default. */

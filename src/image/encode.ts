@@ -4,7 +4,7 @@
 // samples are 16-bit.
 
 import sharp, { type Sharp } from 'sharp';
-import type { OutputFormat } from '../core/view.js';
+import type { OutputFormat, TiffCodec } from '../core/view.js';
 import type { Pixels } from './process.js';
 
 export interface EncoderSettings {
@@ -96,7 +96,8 @@ const TIFF_CODECS = ['none', 'lzw', 'deflate', 'jpeg', 'webp'] as const;
 
 /**
  * Adds the encoder for `format` to a pipeline whose samples are `channels` bands of `wide`
- * (16-bit) or 8-bit data. `quality` is the request's (IIP QLT), else the server's setting.
+ * (16-bit) or 8-bit data. `quality` is the request's (IIP QLT), else the server's setting;
+ * `tiffCodec` likewise (IIP `QLT=<codec>:`), else TIFF_COMPRESSION.
  */
 export function encodeWith(
   img: Sharp,
@@ -105,6 +106,7 @@ export function encodeWith(
   wide: boolean,
   quality: number | undefined,
   s: EncoderSettings,
+  tiffCodec?: TiffCodec,
 ): Sharp {
   const out = img.toColourspace(colourspaceOf(channels, wide));
   switch (format) {
@@ -121,9 +123,9 @@ export function encodeWith(
       return q < 0 ? out.avif({ lossless: true, effort: 0 }) : out.avif({ quality: clamp(q, 1, 100), effort: 0 });
     }
     case 'tif': {
-      // Zstandard (5) is not in sharp's libtiff build: Deflate instead. JPEG needs 8-bit grey or
+      // Zstandard (5, or QLT=zstd:) is not in sharp's libtiff build: Deflate instead. JPEG needs 8-bit grey or
       // RGB, WebP 8-bit RGB(A); other layouts fall back to Deflate rather than fail.
-      let codec: (typeof TIFF_CODECS)[number] = TIFF_CODECS[s.tiffCompression] ?? 'deflate';
+      let codec: (typeof TIFF_CODECS)[number] = tiffCodec === undefined ? (TIFF_CODECS[s.tiffCompression] ?? 'deflate') : tiffCodec === 'zstd' ? 'deflate' : tiffCodec;
       if (codec === 'jpeg' && (wide || (channels !== 1 && channels !== 3))) codec = 'deflate';
       if (codec === 'webp' && (wide || channels < 3)) codec = 'deflate';
       if (codec === 'jpeg') return out.tiff({ compression: 'jpeg', quality: clamp(quality ?? s.jpegQuality, 1, 100) });

@@ -21,6 +21,7 @@ import {
   type Quality,
   type Rect,
   type Rotation,
+  type TiffCodec,
   type ViewRequest,
 } from '../core/view.js';
 
@@ -36,6 +37,7 @@ export interface RenderPlan {
   readonly quality: Quality;
   readonly format: OutputFormat;
   readonly encoderQuality?: number;
+  readonly tiffCodec?: TiffCodec;
   readonly processing?: Processing;
   readonly layers?: number;
   /** Set when the output is exactly one stored tile: enables the tile cache key and passthrough. */
@@ -81,6 +83,7 @@ function commonPlan(view: ViewRequest, level: number, rect: Rect, width: number,
     quality: view.quality,
     format: view.format,
     encoderQuality: view.encoderQuality,
+    tiffCodec: view.tiffCodec,
     processing: view.processing,
     layers: view.layers,
     key: planKey(level, rect, width, height, view),
@@ -91,7 +94,7 @@ function planKey(level: number, r: Rect, w: number, h: number, view: ViewRequest
   const rot = `${view.rotation.mirror ? '!' : ''}${view.rotation.degrees}`;
   return (
     `L${level}:${r.x},${r.y},${r.width},${r.height}:${w}x${h}:${rot}:${view.quality}:${view.format}:` +
-    `${view.encoderQuality ?? ''}:${view.layers ?? ''}:${processingKey(view.processing)}`
+    `${view.encoderQuality ?? ''}:${view.layers ?? ''}:${processingKey(view.processing)}${view.tiffCodec ? `:${view.tiffCodec}` : ''}`
   );
 }
 

@@ -193,7 +193,7 @@ function normalisedDegrees(degrees: number): number {
 
 async function encodeBody(img: Sharp, plan: RenderPlan, channels: number, wide: boolean, s: RenderSettings): Promise<Rendered> {
   try {
-    const body = await encodeWith(img, plan.format, channels, wide, plan.encoderQuality, s).toBuffer();
+    const body = await encodeWith(img, plan.format, channels, wide, plan.encoderQuality, s, plan.tiffCodec).toBuffer();
     return { contentType: CONTENT_TYPES[plan.format], body, passthrough: false };
   } catch (err) {
     throw new ImageServerError('INTERNAL', 'Unable to encode the image', String(err));

@@ -25,6 +25,7 @@ import {
   type Processing,
   type Quality,
   type Rotation,
+  type TiffCodec,
 } from '../core/view.js';
 import { decodePercent } from './percent.js';
 import type { ImageMember } from './protocol.js';
@@ -115,7 +116,7 @@ export interface IipCommands {
   /** QLT, as given; each encoder clamps it to its own range. */
   readonly encoderQuality?: number;
   /** QLT=<codec>:<q>: the TIFF output compression asked for (lzw, deflate, jpeg, webp, zstd, none). */
-  readonly tiffCompression?: string;
+  readonly tiffCompression?: TiffCodec;
   /** LYR */
   readonly layers?: number;
   /** WID, HEI: requested CVT size. */
@@ -367,7 +368,7 @@ function setter(
       const q = int(colon < 0 ? value : value.slice(colon + 1));
       if (colon >= 0) {
         const codec = lower.slice(0, colon);
-        c.tiffCompression = ['lzw', 'deflate', 'jpeg', 'webp', 'zstd'].includes(codec) ? codec : 'none';
+        c.tiffCompression = (['lzw', 'deflate', 'jpeg', 'webp', 'zstd'] as const).find((t) => t === codec) ?? 'none';
       }
       if (Number.isFinite(q)) c.encoderQuality = q;
       else if (colon < 0) ignore(name, raw, 'not an integer');

@@ -82,6 +82,8 @@ export function viewStyle(c: IipCommands, format: OutputFormat, info: ImageInfo)
     quality: c.quality ?? 'default',
     rotation: c.rotation,
     ...(c.encoderQuality !== undefined ? { encoderQuality: clampQuality(c.encoderQuality, format) } : {}),
+    // Only TIFF output has a codec to choose; leaving it out elsewhere keeps cache keys shared.
+    ...(c.tiffCompression !== undefined && format === 'tif' ? { tiffCodec: c.tiffCompression } : {}),
     ...(hasProcessing(processing) ? { processing } : {}),
     ...(c.layers !== undefined ? { layers: c.layers } : {}),
   };
@@ -329,11 +331,13 @@ function overlayView(view: ViewRequest, c: IipCommands, info: ImageInfo): ViewRe
   const quality = view.quality === 'default' && c.quality ? c.quality : view.quality;
   const encoderQuality = view.encoderQuality ?? (c.encoderQuality !== undefined ? clampQuality(c.encoderQuality, view.format) : undefined);
   const layers = view.layers ?? c.layers;
-  const { processing: _p, encoderQuality: _q, layers: _l, ...rest } = view;
+  const tiffCodec = view.tiffCodec ?? (view.format === 'tif' ? c.tiffCompression : undefined);
+  const { processing: _p, encoderQuality: _q, layers: _l, tiffCodec: _t, ...rest } = view;
   return {
     ...rest,
     quality,
     ...(encoderQuality !== undefined ? { encoderQuality } : {}),
+    ...(tiffCodec !== undefined ? { tiffCodec } : {}),
     ...(hasProcessing(processing) ? { processing } : {}),
     ...(layers !== undefined ? { layers } : {}),
   };

@@ -379,3 +379,32 @@ describe('packed 2- to 14-bit TIFF samples', () => {
     expect((await sharp(eight).metadata()).depth).toBe('uchar');
   });
 });
+
+describe('IIP QLT=<codec>:<q> picks the TIFF output compression', () => {
+  /** Tag 259 of the first IFD of a classic TIFF, read by hand (either byte order). */
+  function compressionOf(tiff: Buffer): number {
+    const le = tiff.toString('latin1', 0, 2) === 'II';
+    const u16 = (o: number): number => (le ? tiff.readUInt16LE(o) : tiff.readUInt16BE(o));
+    const ifd = le ? tiff.readUInt32LE(4) : tiff.readUInt32BE(4);
+    for (let i = 0; i < u16(ifd); i++) if (u16(ifd + 2 + i * 12) === 259) return u16(ifd + 2 + i * 12 + 8);
+    return 1;
+  }
+
+  it('lzw, jpeg, deflate by name; zstd as Deflate (no encoder); other names none; else TIFF_COMPRESSION', async () => {
+    const { base } = await start({ TIFF_COMPRESSION: '1' });
+    const tiff = async (qlt: string): Promise<Buffer> =>
+      Buffer.from(await (await fetchOk(`${base}/fcgi-bin/iipsrv.fcgi?FIF=grad.tif&WID=32${qlt}&CVT=tiff`)).arrayBuffer());
+    for (const [qlt, code] of [
+      ['', 5],
+      ['&QLT=deflate:6', 8],
+      ['&QLT=jpeg:60', 7],
+      ['&QLT=zstd:5', 8],
+      ['&QLT=raw:0', 1],
+      ['&QLT=80', 5],
+    ] as const) {
+      const body = await tiff(qlt);
+      expect(compressionOf(body), qlt).toBe(code);
+      expect((await sharp(body).metadata()).width, qlt).toBe(32);
+    }
+  });
+});
