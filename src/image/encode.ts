@@ -125,7 +125,8 @@ export function encodeWith(
     case 'tif': {
       // Zstandard (5, or QLT=zstd:) is not in sharp's libtiff build: Deflate instead. JPEG needs 8-bit grey or
       // RGB, WebP 8-bit RGB(A); other layouts fall back to Deflate rather than fail.
-      let codec: (typeof TIFF_CODECS)[number] = tiffCodec === undefined ? (TIFF_CODECS[s.tiffCompression] ?? 'deflate') : tiffCodec === 'zstd' ? 'deflate' : tiffCodec;
+      let codec: (typeof TIFF_CODECS)[number] =
+        tiffCodec === undefined ? (TIFF_CODECS[s.tiffCompression] ?? 'deflate') : tiffCodec === 'zstd' ? 'deflate' : tiffCodec;
       if (codec === 'jpeg' && (wide || (channels !== 1 && channels !== 3))) codec = 'deflate';
       if (codec === 'webp' && (wide || channels < 3)) codec = 'deflate';
       if (codec === 'jpeg') return out.tiff({ compression: 'jpeg', quality: clamp(quality ?? s.jpegQuality, 1, 100) });
