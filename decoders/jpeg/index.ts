@@ -132,7 +132,7 @@ export const jpegDecoder: DecoderModule = {
       minValues: new Array<number>(channels).fill(0),
       maxValues: new Array<number>(channels).fill(255),
       ...(resolution ? { resolution } : {}),
-      metadata: {},
+      metadata: meta.xmp ? { xmp: meta.xmp.toString('utf8') } : {},
       ...(meta.icc && meta.space !== 'cmyk' ? { icc: meta.icc } : {}),
     };
     return new JpegDecoder(info, path);

@@ -17,7 +17,7 @@ import type { Config } from '../config.js';
 import { ImageServerError } from '../core/errors.js';
 import { CONTENT_TYPES, hasProcessing, type OutputFormat } from '../core/view.js';
 import { KERNELS, encodeWith, sharpFrom, sharpRaw, type EncoderSettings, type IntPixels } from './encode.js';
-import { embedProfile, profileFor } from './icc.js';
+import { embedMetadata, profileFor, xmpFor } from './embed.js';
 import type { RenderPlan } from './plan.js';
 import {
   binarise,
@@ -224,11 +224,12 @@ async function renderPipeline(img: Sharp, plan: RenderPlan, channels: number, s:
   return encodeBody(out, plan, bands, false, s);
 }
 
-/** The view rendered and encoded, with the source's ICC profile when it still applies. */
+/** The view rendered and encoded, with the source's ICC profile and XMP where they apply. */
 export async function render(decoder: ImageDecoder, plan: RenderPlan, settings: RenderSettings): Promise<Rendered> {
   const out = await renderBody(decoder, plan, settings);
   const icc = profileFor(decoder.info, plan, settings.maxIcc ?? 0);
-  return icc ? { ...out, body: embedProfile(out.body, plan.format, icc) } : out;
+  const xmp = xmpFor(decoder.info, plan);
+  return icc || xmp ? { ...out, body: embedMetadata(out.body, plan.format, { icc, xmp }) } : out;
 }
 
 async function renderBody(decoder: ImageDecoder, plan: RenderPlan, settings: RenderSettings): Promise<Rendered> {

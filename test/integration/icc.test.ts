@@ -1,7 +1,8 @@
 // ICC profiles end to end through the HTTP front end (`iipsrv --http`): a JPEG-tiled pyramid
 // TIFF tagged with Display P3 is served with its stored samples (never converted to sRGB) and
 // its profile embedded, on every road — passthrough tiles, edge tiles, regions, processed
-// views, every output format — unless MAX_ICC or the request rules it out (§4.8, MAX_ICC).
+// views, every output format — unless MAX_ICC or the request rules it out (§4.8, MAX_ICC); and
+// the source's XMP in exported regions, not in tiles.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,7 +21,8 @@ const H = 500;
 /**
  * p3.tif: `sharp(raw 700×500 RGB gradient).withIccProfile('p3').jpeg(q100)` read back with
  * `keepIccProfile().tiff({ tile 256, pyramid, jpeg q95 })` — P3 samples and the P3 profile
- * (tag 34675), as a colour-managed scanner writes them. p3-deflate.tif: the same, Deflate.
+ * (tag 34675), as a colour-managed scanner writes them, and the XMP packet XMP (tag 700).
+ * p3-deflate.tif: the same without XMP, Deflate.
  */
 async function makeFixtures(): Promise<void> {
   const raw = Buffer.alloc(W * H * 3);
@@ -33,6 +35,7 @@ async function makeFixtures(): Promise<void> {
   const pyramid = { tile: true, tileWidth: 256, tileHeight: 256, pyramid: true } as const;
   await sharp(tagged)
     .keepIccProfile()
+    .withXmp(XMP)
     .tiff({ ...pyramid, compression: 'jpeg', quality: 95 })
     .toFile(path.join(dir, 'p3.tif'));
   await sharp(tagged)
@@ -63,6 +66,11 @@ function withIccColr(jp2: Buffer, icc: Buffer): Buffer {
   out.writeUInt32BE(jp2.readUInt32BE(jp2h) + box.length - oldLength, jp2h);
   return out;
 }
+
+/** The XMP packet p3.tif carries (XMLPacket, tag 700), written with sharp's withXmp. */
+const XMP =
+  '<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">' +
+  '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:rights>Test rights</dc:rights></rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>';
 
 async function start(env: Record<string, string> = {}): Promise<string> {
   const port = await freePort();
@@ -177,5 +185,18 @@ describe('source ICC profiles (MAX_ICC default 65535)', () => {
     }
     const unlimited = await start({ MAX_ICC: '-1' });
     expect((await sharp(await get(`${unlimited}/iiif/p3.tif/full/200,/0/default.jpg`)).metadata()).icc?.equals(p3)).toBe(true);
+  });
+
+  it('XMP goes into exported regions (CVT, IIIF regions) but not into tiles', async () => {
+    const xmpOf = async (url: string): Promise<string | undefined> => (await sharp(await get(url)).metadata()).xmp?.toString('utf8');
+    for (const url of [
+      `${base}/iiif/p3.tif/100,100,400,300/200,/0/default.jpg`,
+      `${base}/iiif/p3.tif/full/300,/0/default.png`,
+      `${base}/fcgi-bin/iipsrv.fcgi?FIF=p3.tif&WID=300&CVT=jpeg`,
+    ]) {
+      expect(await xmpOf(url), url).toContain('<dc:rights>Test rights</dc:rights>');
+    }
+    expect(await xmpOf(`${base}/iiif/p3.tif/0,0,256,256/256,/0/default.jpg`)).toBeUndefined();
+    expect(await xmpOf(`${base}/iiif/p3.tif/512,256,188,244/188,/0/default.jpg`)).toBeUndefined();
   });
 });

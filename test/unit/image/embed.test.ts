@@ -1,11 +1,12 @@
-// ICC profile embedding (src/image/icc.ts): each container's splice is read back by libvips
-// (sharp metadata) with the exact profile and unchanged pixels, and the MAX_ICC decision rules.
+// Metadata embedding (src/image/embed.ts): each container's splice of the ICC profile and the
+// XMP packet is read back by libvips (sharp metadata) exactly, with unchanged pixels; and the
+// MAX_ICC and XMP decision rules.
 
 import sharp, { type Sharp } from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ImageInfo } from '../../../src/core/image-info.js';
 import type { OutputFormat } from '../../../src/core/view.js';
-import { embedProfile, jpegWithProfile, profileFor, profileSpace } from '../../../src/image/icc.js';
+import { embedMetadata, profileFor, profileSpace, xmpFor } from '../../../src/image/embed.js';
 
 let p3: Buffer;
 
@@ -47,14 +48,14 @@ const ENCODERS: Record<Exclude<OutputFormat, 'avif'>, (s: Sharp) => Sharp> = {
   tif: (s) => s.tiff({ compression: 'deflate' }),
 };
 
-describe('embedProfile', () => {
+describe('embedMetadata: ICC profiles', () => {
   for (const [format, encode] of Object.entries(ENCODERS) as [Exclude<OutputFormat, 'avif'>, (s: Sharp) => Sharp][]) {
     for (const channels of [3, 4, 1] as const) {
       if (format === 'jpg' && channels === 4) continue;
       it(`${format}, ${channels} band(s): libvips reads the profile back; pixels and size unchanged`, async () => {
         const plain = await encode(pattern(channels)).toBuffer();
         const icc = channels === 1 ? withSpace(p3, 'GRAY') : p3;
-        const tagged = embedProfile(plain, format, icc);
+        const tagged = embedMetadata(plain, format, { icc });
         expect(tagged.length).toBeGreaterThan(plain.length);
         const meta = await sharp(tagged).metadata();
         expect(meta.icc?.equals(icc)).toBe(true);
@@ -69,7 +70,7 @@ describe('embedProfile', () => {
   it('WebP that is already extended (VP8X, lossy with alpha): sets the ICC flag and keeps one VP8X', async () => {
     const plain = await pattern(4).webp({ quality: 80 }).toBuffer();
     expect(plain.toString('latin1', 12, 16)).toBe('VP8X');
-    const tagged = embedProfile(plain, 'webp', p3);
+    const tagged = embedMetadata(plain, 'webp', { icc: p3 });
     expect(tagged[20] & 0x30).toBe(0x30); // ICC and alpha
     expect(tagged.toString('latin1').split('VP8X').length - 1).toBe(1);
     expect(tagged.readUInt32LE(4)).toBe(tagged.length - 8);
@@ -81,7 +82,7 @@ describe('embedProfile', () => {
     const app0 = Buffer.from([0xff, 0xe0, 0, 16, ...Buffer.from('JFIF\0', 'latin1'), 1, 1, 0, 0, 1, 0, 1, 0, 0]);
     const plain = Buffer.concat([bare.subarray(0, 2), app0, bare.subarray(2)]);
     const big = Buffer.concat([p3, Buffer.alloc(140_000, 7)]);
-    const tagged = jpegWithProfile(plain, big);
+    const tagged = embedMetadata(plain, 'jpg', { icc: big });
     // APP0 stays first; then three APP2 "ICC_PROFILE" segments numbered 1..3 of 3.
     expect(tagged.subarray(0, 2 + app0.length).equals(plain.subarray(0, 2 + app0.length))).toBe(true);
     let at = 2 + app0.length;
@@ -100,7 +101,40 @@ describe('embedProfile', () => {
 
   it('leaves bytes it does not recognise, and AVIF, unchanged', () => {
     const junk = Buffer.from('not an image at all');
-    for (const f of ['jpg', 'png', 'webp', 'tif', 'avif'] as const) expect(embedProfile(junk, f, p3)).toBe(junk);
+    for (const f of ['jpg', 'png', 'webp', 'tif', 'avif'] as const) expect(embedMetadata(junk, f, { icc: p3 })).toBe(junk);
+  });
+});
+
+const XMP = Buffer.from(
+  '<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">' +
+    '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:rights>© Museum</dc:rights></rdf:Description>' +
+    '</rdf:RDF></x:xmpmeta><?xpacket end="w"?>',
+  'utf8',
+);
+
+describe('embedMetadata: XMP, alone and with a profile', () => {
+  for (const [format, encode] of Object.entries(ENCODERS) as [Exclude<OutputFormat, 'avif'>, (s: Sharp) => Sharp][]) {
+    it(`${format}: libvips reads the packet (and the profile) back; pixels unchanged`, async () => {
+      const plain = await encode(pattern(3)).toBuffer();
+      for (const e of [{ xmp: XMP }, { xmp: XMP, icc: p3 }]) {
+        const tagged = embedMetadata(plain, format, e);
+        const meta = await sharp(tagged).metadata();
+        expect(meta.xmp?.toString('utf8'), format).toBe(XMP.toString('utf8'));
+        if (e.icc) expect(meta.icc?.equals(p3), format).toBe(true);
+        expect((await sharp(tagged, { ignoreIcc: true }).raw().toBuffer()).equals(await sharp(plain).raw().toBuffer())).toBe(true);
+      }
+    });
+  }
+
+  it('xmpFor: regions only (not tiles), not AVIF, not over one JPEG segment', () => {
+    const info = { metadata: { xmp: XMP.toString('utf8') } } as unknown as ImageInfo;
+    expect(Buffer.from(xmpFor(info, { format: 'jpg' })!).equals(XMP)).toBe(true);
+    expect(xmpFor(info, { format: 'png', tile: { col: 0, row: 0 } })).toBeUndefined();
+    expect(xmpFor(info, { format: 'avif' })).toBeUndefined();
+    const big = { metadata: { xmp: 'x'.repeat(70_000) } } as unknown as ImageInfo;
+    expect(xmpFor(big, { format: 'jpg' })).toBeUndefined();
+    expect(xmpFor(big, { format: 'png' })?.length).toBe(70_000);
+    expect(xmpFor({ metadata: {} } as unknown as ImageInfo, { format: 'jpg' })).toBeUndefined();
   });
 });
 
