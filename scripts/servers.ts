@@ -120,6 +120,13 @@ export async function startIipsrv(env: Record<string, string>, extraArgs: string
   return spawnListening(process.execPath, [CLI, '--bind', `127.0.0.1:${port}`, ...extraArgs], env, port);
 }
 
+/** Our iipsrv on its own HTTP front end (`--http`) on a free port; `base` is its URL. */
+export async function startIipsrvHttp(env: Record<string, string>): Promise<Running & { base: string }> {
+  const port = await freePort();
+  const running = await spawnListening(process.execPath, [CLI, '--http', `127.0.0.1:${port}`], env, port);
+  return { ...running, base: `http://127.0.0.1:${port}` };
+}
+
 /**
  * A FastCGI program started the way spawn-fcgi starts it: the listening socket is its fd 0.
  * By default our iipsrv; the benchmark passes Debian's iipsrv.fcgi.

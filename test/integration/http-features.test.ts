@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, freePort, readableTempDir, spawnListening, type Running } from '../../scripts/servers.js';
+import { readableTempDir, startIipsrvHttp, type Running } from '../../scripts/servers.js';
+import { fetchBytes, fetchOk } from '../support/http.js';
 import { writeTiff, type TiffPage } from '../fixtures/make-science.js';
 
 let dir: string;
@@ -102,25 +103,13 @@ function widened(v: number, n: number, to: number): number {
 }
 
 async function start(env: Record<string, string> = {}): Promise<{ base: string; server: Running }> {
-  const port = await freePort();
-  const server = await spawnListening(
-    process.execPath,
-    [CLI, '--http', `127.0.0.1:${port}`],
-    { FILESYSTEM_PREFIX: `${dir}/`, VERBOSITY: '1', LOGFILE: '-', ...env },
-    port,
-  );
+  const server = await startIipsrvHttp({ FILESYSTEM_PREFIX: `${dir}/`, VERBOSITY: '1', LOGFILE: '-', ...env });
   servers.push(server);
-  return { base: `http://127.0.0.1:${port}`, server };
-}
-
-async function fetchOk(url: string): Promise<Response> {
-  const res = await fetch(url);
-  expect(res.status, url).toBe(200);
-  return res;
+  return { base: server.base, server };
 }
 
 async function grey(url: string): Promise<number[]> {
-  const body = Buffer.from(await (await fetchOk(url)).arrayBuffer());
+  const body = await fetchBytes(url);
   const { data, info } = await sharp(body).raw().toBuffer({ resolveWithObject: true });
   return Array.from({ length: info.width * info.height }, (_, i) => data[i * info.channels]);
 }
@@ -128,9 +117,7 @@ async function grey(url: string): Promise<number[]> {
 const V2 = { accept: 'application/ld+json;profile="http://iiif.io/api/image/2/context.json"' };
 
 async function info(url: string, headers: Record<string, string> = {}): Promise<Record<string, unknown>> {
-  const res = await fetch(url, { headers });
-  expect(res.status, url).toBe(200);
-  return (await res.json()) as Record<string, unknown>;
+  return (await (await fetchOk(url, { headers })).json()) as Record<string, unknown>;
 }
 
 beforeAll(async () => {
@@ -212,7 +199,7 @@ describe('IIIF_EXTRA_INFO', () => {
 
 describe('IIIF_DELIMITER', () => {
   const colour = async (url: string): Promise<number[]> => {
-    const body = Buffer.from(await (await fetchOk(url)).arrayBuffer());
+    const body = await fetchBytes(url);
     return [...(await sharp(body).raw().toBuffer()).subarray(0, 3)];
   };
 
@@ -263,7 +250,7 @@ describe('IIP SPECTRA over a sequence', () => {
 
 describe('image stacks (TIFF pages of one size, §11.2)', () => {
   const rgb = async (url: string): Promise<{ px: number[]; width: number }> => {
-    const body = Buffer.from(await (await fetchOk(url)).arrayBuffer());
+    const body = await fetchBytes(url);
     const { data, info: i } = await sharp(body).raw().toBuffer({ resolveWithObject: true });
     return { px: [...data.subarray(0, 3)], width: i.width };
   };
@@ -324,7 +311,7 @@ describe('image stacks (TIFF pages of one size, §11.2)', () => {
 
 describe('packed 2- to 14-bit TIFF samples', () => {
   const samplesOf = async (url: string): Promise<{ data: Buffer; channels: number; width: number }> => {
-    const body = Buffer.from(await (await fetchOk(url)).arrayBuffer());
+    const body = await fetchBytes(url);
     const { data, info: i } = await sharp(body).raw().toBuffer({ resolveWithObject: true });
     return { data, channels: i.channels, width: i.width };
   };
@@ -375,7 +362,7 @@ describe('packed 2- to 14-bit TIFF samples', () => {
       }
     }
     // Without BIT=16 the same request is 8-bit.
-    const eight = Buffer.from(await (await fetchOk(`${base}/fcgi-bin/iipsrv.fcgi?FIF=grey12.tif&WID=${PW}&CVT=png`)).arrayBuffer());
+    const eight = await fetchBytes(`${base}/fcgi-bin/iipsrv.fcgi?FIF=grey12.tif&WID=${PW}&CVT=png`);
     expect((await sharp(eight).metadata()).depth).toBe('uchar');
   });
 });
@@ -393,7 +380,7 @@ describe('IIP QLT=<codec>:<q> picks the TIFF output compression', () => {
   it('lzw, jpeg, deflate by name; zstd as Deflate (no encoder); other names none; else TIFF_COMPRESSION', async () => {
     const { base } = await start({ TIFF_COMPRESSION: '1' });
     const tiff = async (qlt: string): Promise<Buffer> =>
-      Buffer.from(await (await fetchOk(`${base}/fcgi-bin/iipsrv.fcgi?FIF=grad.tif&WID=32${qlt}&CVT=tiff`)).arrayBuffer());
+      await fetchBytes(`${base}/fcgi-bin/iipsrv.fcgi?FIF=grad.tif&WID=32${qlt}&CVT=tiff`);
     for (const [qlt, code] of [
       ['', 5],
       ['&QLT=deflate:6', 8],

@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, freePort, readableTempDir, requireTool, spawnListening, type Running } from '../../scripts/servers.js';
+import { readableTempDir, requireTool, startIipsrvHttp, type Running } from '../../scripts/servers.js';
+import { fetchBytes } from '../support/http.js';
 
 let dir: string;
 let p3: Buffer;
@@ -73,22 +74,9 @@ const XMP =
   '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:rights>Test rights</dc:rights></rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>';
 
 async function start(env: Record<string, string> = {}): Promise<string> {
-  const port = await freePort();
-  const s = await spawnListening(
-    process.execPath,
-    [CLI, '--http', `127.0.0.1:${port}`],
-    { FILESYSTEM_PREFIX: `${dir}/`, VERBOSITY: '0', ...env },
-    port,
-  );
+  const s = await startIipsrvHttp({ FILESYSTEM_PREFIX: `${dir}/`, VERBOSITY: '0', ...env });
   servers.push(s);
-  return `http://127.0.0.1:${port}`;
-}
-
-async function get(url: string): Promise<Buffer> {
-  const res = await fetch(url);
-  const body = Buffer.from(await res.arrayBuffer());
-  expect(res.status, `${url}: ${body.toString().slice(0, 200)}`).toBe(200);
-  return body;
+  return s.base;
 }
 
 /** The file's own samples of a full-resolution rectangle, as stored (no profile applied). */
@@ -130,13 +118,13 @@ describe('source ICC profiles (MAX_ICC default 65535)', () => {
   });
 
   it('a passthrough tile carries the profile and the stored samples', async () => {
-    const body = await get(`${base}/iiif/p3.tif/0,0,256,256/256,/0/default.jpg`);
+    const body = await fetchBytes(`${base}/iiif/p3.tif/0,0,256,256/256,/0/default.jpg`);
     expect((await sharp(body).metadata()).icc?.equals(p3)).toBe(true);
     expect(meanAbsDiff(await samples(body), await stored('p3.tif', 0, 0, 256, 256))).toBeLessThan(2);
   });
 
   it('an edge tile (decoded and re-encoded) matches: same profile, same stored samples', async () => {
-    const body = await get(`${base}/iiif/p3.tif/512,256,188,244/188,/0/default.jpg`);
+    const body = await fetchBytes(`${base}/iiif/p3.tif/512,256,188,244/188,/0/default.jpg`);
     expect((await sharp(body).metadata()).icc?.equals(p3)).toBe(true);
     expect(meanAbsDiff(await samples(body), await stored('p3.tif', 512, 256, 188, 244))).toBeLessThan(2);
   });
@@ -150,16 +138,16 @@ describe('source ICC profiles (MAX_ICC default 65535)', () => {
       `${base}/iiif/p3.tif/full/300,/90/color.jpg`,
       `${base}/fcgi-bin/iipsrv.fcgi?FIF=p3.tif&WID=300&CNT=1.2&CVT=jpeg`,
     ]) {
-      expect((await sharp(await get(url)).metadata()).icc?.equals(p3), url).toBe(true);
+      expect((await sharp(await fetchBytes(url)).metadata()).icc?.equals(p3), url).toBe(true);
     }
     // The Deflate file's samples come through the raw-sample road: still as stored.
-    const png = await get(`${base}/iiif/p3-deflate.tif/100,100,400,300/400,/0/default.png`);
+    const png = await fetchBytes(`${base}/iiif/p3-deflate.tif/100,100,400,300/400,/0/default.png`);
     expect(meanAbsDiff(await samples(png), await stored('p3-deflate.tif', 100, 100, 400, 300))).toBeLessThan(1);
   });
 
   it('plain JPEG and JPEG 2000 (colr method 2) sources: their profile, their stored samples', async () => {
     for (const file of ['p3.jpg', 'p3.jp2']) {
-      const body = await get(`${base}/iiif/${file}/100,100,400,300/400,/0/default.png`);
+      const body = await fetchBytes(`${base}/iiif/${file}/100,100,400,300/400,/0/default.png`);
       expect((await sharp(body).metadata()).icc?.equals(p3), file).toBe(true);
       expect(meanAbsDiff(await samples(body), await stored('p3.jpg', 100, 100, 400, 300)), file).toBeLessThan(1);
     }
@@ -172,23 +160,23 @@ describe('source ICC profiles (MAX_ICC default 65535)', () => {
       `${base}/fcgi-bin/iipsrv.fcgi?FIF=p3.tif&WID=200&CMP=JET&CVT=jpeg`,
       `${base}/iiif/p3.tif/full/200,/0/default.avif`,
     ]) {
-      expect((await sharp(await get(url)).metadata()).icc, url).toBeUndefined();
+      expect((await sharp(await fetchBytes(url)).metadata()).icc, url).toBeUndefined();
     }
     for (const maxIcc of ['0', String(p3.length)]) {
       const other = await start({ MAX_ICC: maxIcc });
-      const tile = await get(`${other}/iiif/p3.tif/0,0,256,256/256,/0/default.jpg`);
-      const region = await get(`${other}/iiif/p3.tif/100,100,400,300/200,/0/default.jpg`);
+      const tile = await fetchBytes(`${other}/iiif/p3.tif/0,0,256,256/256,/0/default.jpg`);
+      const region = await fetchBytes(`${other}/iiif/p3.tif/100,100,400,300/200,/0/default.jpg`);
       expect((await sharp(tile).metadata()).icc).toBeUndefined();
       expect((await sharp(region).metadata()).icc).toBeUndefined();
       // Samples are still the stored ones: a profile is never applied, only embedded or not.
       expect(meanAbsDiff(await samples(tile), await stored('p3.tif', 0, 0, 256, 256))).toBeLessThan(2);
     }
     const unlimited = await start({ MAX_ICC: '-1' });
-    expect((await sharp(await get(`${unlimited}/iiif/p3.tif/full/200,/0/default.jpg`)).metadata()).icc?.equals(p3)).toBe(true);
+    expect((await sharp(await fetchBytes(`${unlimited}/iiif/p3.tif/full/200,/0/default.jpg`)).metadata()).icc?.equals(p3)).toBe(true);
   });
 
   it('XMP goes into exported regions (CVT, IIIF regions) but not into tiles', async () => {
-    const xmpOf = async (url: string): Promise<string | undefined> => (await sharp(await get(url)).metadata()).xmp?.toString('utf8');
+    const xmpOf = async (url: string): Promise<string | undefined> => (await sharp(await fetchBytes(url)).metadata()).xmp?.toString('utf8');
     for (const url of [
       `${base}/iiif/p3.tif/100,100,400,300/200,/0/default.jpg`,
       `${base}/iiif/p3.tif/full/300,/0/default.png`,
