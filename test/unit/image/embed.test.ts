@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { ImageInfo } from '../../../src/core/image-info.js';
 import type { OutputFormat } from '../../../src/core/view.js';
 import { embedMetadata, profileFor, profileSpace, xmpFor } from '../../../src/image/embed.js';
+import { IMAGE } from '../protocols/fixtures.js';
 
 let p3: Buffer;
 
@@ -139,22 +140,8 @@ describe('embedMetadata: XMP, alone and with a profile', () => {
 });
 
 describe('profileFor (MAX_ICC and when the profile still describes the output)', () => {
-  const info = (over: Partial<ImageInfo> = {}): ImageInfo => ({
-    format: 'tiff',
-    width: 10,
-    height: 10,
-    levels: [{ width: 10, height: 10, tileWidth: 256, tileHeight: 256 }],
-    channels: 3,
-    bitsPerSample: 8,
-    sampleFormat: 'uint',
-    colourSpace: 'srgb',
-    compression: 'jpeg',
-    minValues: [0, 0, 0],
-    maxValues: [255, 255, 255],
-    metadata: {},
-    icc: p3,
-    ...over,
-  });
+  // The protocol tests' RGB image, carrying P3.
+  const info = (over: Partial<ImageInfo> = {}): ImageInfo => ({ ...IMAGE, icc: p3, ...over });
   const view = { format: 'jpg' as const, quality: 'default' as const };
 
   it('reads the colour space from the header', () => {
