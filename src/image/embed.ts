@@ -48,8 +48,7 @@ export function profileFor(info: ImageInfo, view: ProfileView, maxIcc: number): 
  * APP1 segment, so a packet over 65502 bytes is left out there (no extended XMP).
  */
 export function xmpFor(info: ImageInfo, plan: Pick<RenderPlan, 'tile' | 'format'>): Uint8Array | undefined {
-  // Decoder modules from DECODER_MODULES may leave metadata out, typed or not.
-  const xmp = (info.metadata as ImageInfo['metadata'] | undefined)?.xmp;
+  const xmp = info.metadata.xmp;
   if (!xmp || plan.tile || plan.format === 'avif') return undefined;
   const bytes = Buffer.from(xmp, 'utf8');
   return plan.format === 'jpg' && bytes.length > JPEG_SEGMENT_DATA - XMP_NAMESPACE.length ? undefined : bytes;

@@ -128,14 +128,14 @@ describe('embedMetadata: XMP, alone and with a profile', () => {
   }
 
   it('xmpFor: regions only (not tiles), not AVIF, not over one JPEG segment', () => {
-    const info = { metadata: { xmp: XMP.toString('utf8') } } as unknown as ImageInfo;
+    const info: ImageInfo = { ...IMAGE, metadata: { xmp: XMP.toString('utf8') } };
     expect(Buffer.from(xmpFor(info, { format: 'jpg' })!).equals(XMP)).toBe(true);
     expect(xmpFor(info, { format: 'png', tile: { col: 0, row: 0 } })).toBeUndefined();
     expect(xmpFor(info, { format: 'avif' })).toBeUndefined();
-    const big = { metadata: { xmp: 'x'.repeat(70_000) } } as unknown as ImageInfo;
+    const big: ImageInfo = { ...IMAGE, metadata: { xmp: 'x'.repeat(70_000) } };
     expect(xmpFor(big, { format: 'jpg' })).toBeUndefined();
     expect(xmpFor(big, { format: 'png' })?.length).toBe(70_000);
-    expect(xmpFor({ metadata: {} } as unknown as ImageInfo, { format: 'jpg' })).toBeUndefined();
+    expect(xmpFor(IMAGE, { format: 'jpg' })).toBeUndefined();
   });
 });
 

@@ -291,6 +291,7 @@ describe('regionPipeline contract', () => {
       bitsPerSample: 8,
       sampleFormat: 'uint',
       colourSpace: 'srgb',
+      metadata: {},
     } as unknown as ImageDecoder['info'],
     readRegion: async () => ({ data, width: W, height: H, channels: 3, bitsPerSample: 8, sampleFormat: 'uint' }),
     regionPipeline: pipeline,
