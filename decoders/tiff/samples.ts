@@ -58,26 +58,43 @@ export function unpackSamples(bytes: Uint8Array, layout: SampleLayout, cols: num
   const n = layout.packedBits!;
   const wide = layout.bits === 16;
   const out = wide ? new Uint16Array(cols * rows * layout.samplesPerPixel) : new Uint8Array(cols * rows * layout.samplesPerPixel);
-  const target = wide ? 16 : 8;
-  const storedMax = (1 << n) - 1;
+  const table = widening(n, wide ? 16 : 8, layout.minIsWhite === true);
+  const mask = (1 << n) - 1;
   const rowSamples = cols * layout.samplesPerPixel;
   const rowBytes = storedRowBytes(layout, cols);
   for (let r = 0; r < rows; r++) {
-    let bit = r * rowBytes * 8;
-    for (let i = 0; i < rowSamples; i++, bit += n) {
-      let v = 0;
-      for (let k = 0; k < n; k++) {
-        const at = bit + k;
-        v = (v << 1) | (((bytes[at >> 3] ?? 0) >> (7 - (at & 7))) & 1);
+    // Bits are taken from the top of an accumulator fed a byte at a time (at most n + 7 bits).
+    let at = r * rowBytes;
+    let acc = 0;
+    let held = 0;
+    for (let i = 0; i < rowSamples; i++) {
+      while (held < n) {
+        acc = ((acc << 8) | (bytes[at++] ?? 0)) & 0xffffff;
+        held += 8;
       }
-      if (layout.minIsWhite) v = storedMax - v;
-      let w = 0;
-      for (let filled = 0; filled < target; filled += n)
-        w = filled + n <= target ? (w << n) | v : (w << (target - filled)) | (v >> (n - (target - filled)));
-      out[r * rowSamples + i] = w;
+      held -= n;
+      out[r * rowSamples + i] = table[(acc >> held) & mask];
     }
   }
   return out;
+}
+
+const widenings = new Map<string, Uint16Array>();
+
+/** Every n-bit value widened to `to` bits by bit replication (inverted first for MinIsWhite); made once. */
+function widening(n: number, to: number, invert: boolean): Uint16Array {
+  const key = `${n}:${to}:${invert}`;
+  const known = widenings.get(key);
+  if (known) return known;
+  const table = new Uint16Array(1 << n);
+  widenings.set(key, table);
+  for (let v = 0; v < table.length; v++) {
+    const x = invert ? table.length - 1 - v : v;
+    let w = 0;
+    for (let filled = 0; filled < to; filled += n) w = filled + n <= to ? (w << n) | x : (w << (to - filled)) | (x >> (n - (to - filled)));
+    table[v] = w;
+  }
+  return table;
 }
 
 /** Samples of `rect`, interleaved, row-major, in native byte order. */
